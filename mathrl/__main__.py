@@ -1,0 +1,3 @@
+from mathrl.cli import main
+
+main()

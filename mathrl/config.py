@@ -1,0 +1,234 @@
+"""One flat, typed run configuration.
+
+Precedence (lowest first): field defaults < the `--algo` preset (mathrl/presets.py) < a YAML
+file (`--config`) < `--set key=value` overrides. `finalize()` derives and validates once; the
+result is printed once and written to `<run>/config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An impossible or unknown configuration value; the message says how to fix it."""
+
+
+@dataclass
+class RunConfig:
+    # ---- what to train -------------------------------------------------------------------
+    algo: str = "grpo"  # preset name (mathrl/presets.py): grpo, ppo, dr_grpo, dapo, rloo, ...
+    task: str = "arithmetic"  # task name (tasks/*.yaml or --tasks-dir) or path to a task YAML
+    task_config: dict = field(default_factory=dict)  # overrides of the task's source config
+    model: str = "tiny"  # tiny | smollm2-135m | local folder | Hub id
+    data_dir: str | None = None  # local data for Hub tasks (--data); else $MATHRL_DATA_DIR
+    tasks_dir: str | None = None  # extra directory of user task YAMLs (--tasks-dir)
+    output: str | None = None  # run directory; default runs/<algo>-<task>-<model>-s<seed>-<time>
+    seed: int = 0  # seeds model init (tiny), prompt order, sampling
+
+    # ---- budget ----------------------------------------------------------------------------
+    max_steps: int = 20  # optimizer rollouts (one rollout batch = one step)
+    prompts_per_step: int = 4  # B: distinct prompts per step
+    group_size: int = 4  # G: completions sampled per prompt
+    train_limit: int | None = None  # use only the first N training problems (after shuffle)
+
+    # ---- rollout ---------------------------------------------------------------------------
+    rollout: str = "hf"  # generation backend: hf (transformers generate) | vllm
+    max_new_tokens: int | None = None  # completion limit; None: the task's default
+    temperature: float = 1.0  # sampling temperature (log-probs are computed at it, too)
+    top_p: float = 1.0  # nucleus sampling
+    dynamic_sampling: bool = False  # DAPO: resample until enough groups have reward variance
+    dynamic_sampling_max_tries: int = 3  # cap on extra rollouts per step for dynamic sampling
+    mask_truncated: bool = False  # drop truncated completions from the loss (DAPO overlong filter)
+
+    # ---- reward ----------------------------------------------------------------------------
+    format_reward: float = 0.0  # added when an answer was extracted (explicit shaping, default off)
+    overlong_buffer: int = 0  # DAPO soft overlong punishment: length window before the limit
+    overlong_penalty: float = 1.0  # DAPO: max penalty reached at the limit
+
+    # ---- advantage -------------------------------------------------------------------------
+    advantage: str = "grpo"  # estimator (mathrl/advantage.py ADVANTAGES) or gae | process
+    adv_std: str = "auto"  # auto (as the estimator defines) | group | batch | none
+    gamma: float = 1.0  # GAE discount (PPO)
+    lam: float = 0.95  # GAE lambda (PPO)
+
+    # ---- loss ------------------------------------------------------------------------------
+    loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
+    clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low)
+    clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
+    kl_coef: float = 0.04  # beta; 0 disables the reference model entirely
+    kl_estimator: str = "k3"  # k1 | k2 | k3 (Schulman's approximators)
+    kl_placement: str = "loss"  # loss (GRPO) | reward (PPO, RLOO: per-token penalty)
+    loss_agg: str = "seq_mean_token_mean"  # seq_mean_token_mean | token_mean | seq_mean_token_sum_norm
+    entropy_coef: float = 0.0  # entropy bonus (subtracted from the loss)
+    vf_coef: float = 0.1  # PPO value loss weight
+    value_clip_eps: float = 0.2  # PPO clipped value loss range
+
+    # ---- optimisation ----------------------------------------------------------------------
+    lr: float = 1e-5  # AdamW learning rate
+    weight_decay: float = 0.0  # AdamW weight decay
+    warmup_steps: int = 0  # linear warm-up, then constant
+    max_grad_norm: float = 1.0  # gradient clipping
+    ppo_epochs: int = 1  # mu: optimisation passes over each rollout batch
+    minibatches: int = 1  # minibatches per pass (one optimizer step each)
+    micro_batch_size: int = 8  # rows per forward/backward chunk (memory knob, not semantics)
+    ref_reset_every: int = 0  # iterative RL: reference <- policy every N steps (0: never)
+    lora_rank: int = 0  # >0 trains LoRA adapters (peft); the reference is the adapter-free base
+    lora_alpha: float | None = None  # LoRA alpha; None: 2 * rank
+
+    # ---- evaluation, logging, checkpoints --------------------------------------------------
+    eval_every: int = 10  # greedy eval on the held-out subset every N steps (0: only at start/end)
+    eval_limit: int = 64  # size of the fixed held-out eval subset
+    eval_split: str = "test"  # split used for evaluation
+    eval_samples: int = 0  # final eval: samples per problem for pass@k / maj@k (0: greedy only)
+    eval_kl: bool = True  # measure KL drift from the initial model at eval (keeps a frozen copy)
+    checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: only at the end)
+    keep_checkpoints: int = 2  # how many checkpoints to keep
+    save_final: bool = True  # write <run>/final/ as a plain Hugging Face model folder
+    samples_every: int = 10  # write rollout samples to samples/ every N steps
+
+    # ---- hardware --------------------------------------------------------------------------
+    device: str = "auto"  # auto | cpu | cuda
+    dtype: str = "float32"  # float32 | bfloat16 | float16 (model weights)
+    threads: int = 0  # torch CPU threads (0: torch default)
+
+    # ---- derived in finalize() (not user-set) ----------------------------------------------
+    batch_size: int = 0  # N = prompts_per_step * group_size
+
+    def finalize(self) -> "RunConfig":
+        """Derive values and reject impossible ones with messages that say how to fix them."""
+        _check(self.max_steps >= 1, "max_steps must be >= 1")
+        _check(self.prompts_per_step >= 1, "prompts_per_step must be >= 1")
+        _check(self.group_size >= 1, "group_size must be >= 1")
+        _check(self.lr > 0, f"lr must be > 0 (got {self.lr})")
+        _check(self.max_new_tokens is None or self.max_new_tokens >= 1,
+               f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
+        _check(self.temperature > 0, "temperature must be > 0 (sampling is required for RL)")
+        _check(0 < self.top_p <= 1, "top_p must be in (0, 1]")
+        _check(self.kl_coef >= 0, "kl_coef must be >= 0")
+        _check(0 <= self.clip_eps_low < 1 and self.clip_eps_high >= 0, "clip_eps_low in [0,1), clip_eps_high >= 0")
+        _check(self.ppo_epochs >= 1 and self.minibatches >= 1, "ppo_epochs and minibatches must be >= 1")
+        _check(self.micro_batch_size >= 1, "micro_batch_size must be >= 1")
+        _check(self.eval_limit >= 0 and self.eval_every >= 0, "eval_limit and eval_every must be >= 0")
+        _check(self.eval_samples >= 0, "eval_samples must be >= 0")
+        _check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
+        _one_of("kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
+        _one_of("kl_placement", self.kl_placement, ("loss", "reward"))
+        _one_of("loss_agg", self.loss_agg, ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"))
+        _one_of("adv_std", self.adv_std, ("auto", "group", "batch", "none"))
+        _one_of("loss", self.loss, ("policy_gradient", "sft"))
+        _one_of("rollout", self.rollout, ("hf", "vllm"))
+        _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        group_based = self.advantage in GROUP_BASED_ADVANTAGES
+        _check(not (group_based and self.loss == "policy_gradient" and self.group_size < 2),
+               f"advantage '{self.advantage}' compares samples within a group: set group_size >= 2")
+        _check(self.batch_size == 0 or self.batch_size == self.prompts_per_step * self.group_size,
+               "batch_size is derived (prompts_per_step * group_size); do not set it")
+        self.batch_size = self.prompts_per_step * self.group_size
+        _check(self.batch_size % self.minibatches == 0,
+               f"minibatches ({self.minibatches}) must divide the batch size ({self.batch_size})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Advantage estimators whose baseline is computed inside a group of G samples.
+GROUP_BASED_ADVANTAGES = ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "process")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _one_of(name: str, value: Any, allowed: tuple) -> None:
+    _check(value in allowed, f"{name} must be one of {', '.join(map(str, allowed))} (got {value!r})")
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Parse a `--set key=value` string into the field's type (YAML scalars: 1e-5, true, null)."""
+    import yaml
+
+    if key not in FIELDS:
+        close = [k for k in FIELDS if key.split("_")[0] in k]
+        hint = f" (did you mean {', '.join(close[:4])}?)" if close else ""
+        raise ConfigError(f"unknown config key '{key}'{hint}; see `mathrl run --help-config`")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"cannot parse value for {key}: {text!r} ({e.__class__.__name__})") from None
+    return _coerce(key, value)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    default = FIELDS[key].default
+    if value is None or isinstance(default, bool) or default is None:
+        return value
+    expected = type(default) if default is not dataclasses.MISSING else dict
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, expected):
+        raise ConfigError(f"{key} expects a {expected.__name__} (got {value!r})")
+    return value
+
+
+def build_config(algo: str | None = None, yaml_path: str | Path | None = None,
+                 overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Field defaults < preset < YAML < overrides, then finalize().
+
+    The preset is that of `algo` (from --algo, else the YAML's `algo:`, else grpo).
+    """
+    from mathrl.presets import preset_overrides
+
+    from_yaml = _read_yaml(Path(yaml_path)) if yaml_path is not None else {}
+    name = algo or from_yaml.get("algo") or "grpo"
+    values: dict[str, Any] = {**preset_overrides(name), **from_yaml, "algo": name}
+    for key, value in (overrides or {}).items():
+        if key not in FIELDS or isinstance(value, str):
+            values[key] = parse_value(key, str(value))
+        else:
+            values[key] = _coerce(key, value)
+    return RunConfig(**values).finalize()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: malformed YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    unknown = [k for k in data if k not in FIELDS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+    return {k: _coerce(k, v) for k, v in data.items()}
+
+
+def describe_fields() -> str:
+    """Every field with its default and comment, read from this file (one source of truth)."""
+    import inspect
+
+    comments: dict[str, str] = {}
+    for line in inspect.getsource(RunConfig).splitlines():
+        head, _, comment = line.strip().partition("  # ")
+        name = head.split(":")[0]
+        if name in FIELDS and comment:
+            comments[name] = comment
+    rows = [f"  {n:<28} {json.dumps(FIELDS[n].default if FIELDS[n].default is not dataclasses.MISSING else {})!s:<22} {comments.get(n, '')}"
+            for n in FIELDS if n != "batch_size"]
+    return "\n".join(rows)

@@ -1,0 +1,95 @@
+"""evaluate(model, task, problems, ...) -> accuracy, pass@k, maj@k, KL drift.
+
+- accuracy: greedy decoding, one completion per problem, graded by the task's verifier (the
+  same `grade` the reward uses, but without any shaping, so reward hacking shows here);
+- pass@k / maj@k: n samples per problem at `temperature`; pass@k by the unbiased estimator
+  (Chen et al. 2021), maj@k by majority vote over the first k extracted answers, votes
+  pooled by the verifier's equivalence;
+- KL drift: KL(pi || pi_ref) estimated on completions sampled from pi (k1 and k3, per token
+  and per sequence). It is measured on samples, not greedy outputs, because the estimators are
+  unbiased only under the policy's own distribution.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from mathrl.logprobs import completion_logprobs
+from mathrl.loss import kl
+from mathrl.metrics import maj_at_k, mean_stderr, pass_at_k
+from mathrl.rollout import hf_generate
+from mathrl.types import Problem
+
+
+def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: int, *, n: int = 0,
+             temperature: float = 1.0, top_p: float = 1.0, k_values: tuple[int, ...] = (1,),
+             ref_model=None, kl_samples: bool = True, micro_batch_size: int = 8,
+             max_rows: int = 64) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Returns (summary, per-problem sample rows)."""
+    was_training = model.training
+    model.eval()
+    greedy = hf_generate(model, tokenizer, problems, 1, max_new_tokens, greedy=True, max_rows=max_rows)
+    grades = task.grade_batch(greedy.completions, greedy.problems)
+    acc, stderr = mean_stderr([1.0 if g.correct else 0.0 for g in grades])
+    lengths = greedy.completion_mask.sum(-1).float()
+    summary: dict[str, Any] = {
+        "task": task.name, "task_version": task.version, "n": len(problems), "accuracy": acc,
+        "accuracy_stderr": stderr, "len_mean": float(lengths.mean()),
+        "truncated_frac": float(greedy.truncated.float().mean()),
+        "no_answer_frac": sum(g.extracted is None for g in grades) / max(len(grades), 1),
+    }
+    rows = [{"id": p.id, "completion": c, "extracted": g.extracted, "gold": p.gold, "correct": g.correct,
+             "reason": g.reason} for p, c, g in zip(problems, greedy.completions, grades)]
+    sampled = None
+    if n > 0:
+        sampled = hf_generate(model, tokenizer, problems, n, max_new_tokens, temperature=temperature,
+                              top_p=top_p, max_rows=max_rows)
+        summary.update(sampled_metrics(task, sampled, n, k_values))
+        for i, row in enumerate(rows):
+            row["samples"] = sampled.completions[i * n:(i + 1) * n]
+    if ref_model is not None:
+        if sampled is None and kl_samples:
+            sampled = hf_generate(model, tokenizer, problems, 1, max_new_tokens, temperature=temperature,
+                                  top_p=top_p, max_rows=max_rows)
+        summary["kl_drift"] = kl_drift(model, ref_model, sampled or greedy, temperature, micro_batch_size)
+    model.train(was_training)
+    return summary, rows
+
+
+def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> dict[str, float]:
+    grades = task.grade_batch(batch.completions, batch.problems)
+    out: dict[str, float] = {}
+    per_problem = [grades[i:i + n] for i in range(0, len(grades), n)]
+    problems = batch.problems[::n]
+    for k in k_values:
+        if k > n:
+            continue
+        out[f"pass@{k}"] = sum(pass_at_k(n, sum(g.correct for g in gs), k) for gs in per_problem) / len(per_problem)
+        out[f"maj@{k}"] = sum(
+            maj_at_k([g.extracted for g in gs], [g.correct for g in gs], k, equivalent=_equivalence(task, p))
+            for gs, p in zip(per_problem, problems)) / len(per_problem)
+    return out
+
+
+def _equivalence(task, problem: Problem):
+    """Votes pool answers the verifier calls equal (e.g. "0.5" and "1/2")."""
+    from mathrl.verify import equivalent
+
+    return lambda a, b: equivalent(a, b, mode=task.mode)
+
+
+@torch.no_grad()
+def kl_drift(model, ref_model, batch, temperature: float, micro_batch_size: int) -> dict[str, float]:
+    """Mean k1 and k3 of KL(pi || ref) per token and per sequence on completions from pi."""
+    mask = batch.completion_mask
+    logp = completion_logprobs(model, batch, temperature, micro_batch_size)["logp"]  # (N, T)
+    ref = completion_logprobs(ref_model, batch, temperature, micro_batch_size)["logp"]  # (N, T)
+    k1 = kl(logp, ref, "k1") * mask  # (N, T)
+    k3 = kl(logp, ref, "k3") * mask  # (N, T)
+    tokens = mask.sum().clamp(min=1)
+    out = {"k1_token": float(k1.sum() / tokens), "k3_token": float(k3.sum() / tokens),
+           "k1_seq": float(k1.sum(-1).mean()), "k3_seq": float(k3.sum(-1).mean())}
+    return {k: (v if math.isfinite(v) else None) for k, v in out.items()}

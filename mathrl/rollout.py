@@ -1,0 +1,161 @@
+"""Rollout backends: prompts in, a Batch of G completions per prompt out.
+
+`hf` (default) uses transformers' `generate` with a KV cache, batched over all rows, stopping
+at EOS. Each distinct prompt is tokenised once and repeated G times, so groups are contiguous
+(row i belongs to prompt i // G). Sampling is plain softmax(logits / temperature) with top-p
+and no top-k or repetition penalty, so the log-probs the trainer recomputes are those of the
+distribution that was actually sampled.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from mathrl.types import Batch, Problem
+
+
+def render_prompt(tokenizer, problem: Problem) -> str:
+    """Chat problems go through the tokenizer's chat template; plain ones are used as is."""
+    if problem.messages is not None:
+        return tokenizer.apply_chat_template(problem.messages, add_generation_prompt=True, tokenize=False)
+    if problem.prompt is None:
+        raise ValueError(f"problem {problem.id} has neither messages nor prompt")
+    return problem.prompt
+
+
+def encode_prompts(tokenizer, problems: list[Problem]) -> list[list[int]]:
+    # add_special_tokens=False: chat templates already carry BOS where the model wants one.
+    texts = [render_prompt(tokenizer, p) for p in problems]
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
+        mask[i, width - len(row):] = 1
+    return ids, mask  # (n, P), (n, P)
+
+
+def eos_ids(model, tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    return sorted(i for i in ids if i is not None)
+
+
+def completion_mask_after_eos(completion_ids: torch.Tensor, eos: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask = 1 up to and including the first EOS; rows without EOS are truncated."""
+    is_eos = torch.isin(completion_ids, torch.tensor(eos, device=completion_ids.device))  # (N, T)
+    seen_before = (is_eos.cumsum(-1) - is_eos.long()) > 0  # (N, T) an EOS at an earlier position
+    mask = (~seen_before).float()  # (N, T)
+    truncated = ~is_eos.any(-1)  # (N,)
+    return mask, truncated
+
+
+def decode_completions(tokenizer, completion_ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
+    rows = [ids[: int(m.sum())].tolist() for ids, m in zip(completion_ids, mask)]
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
+@torch.no_grad()
+def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_new_tokens: int,
+                temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
+                max_rows: int = 64) -> Batch:
+    """Sample `group_size` completions for each problem with transformers' generate.
+
+    Rows are generated in chunks of at most `max_rows` (memory), each chunk in one batched
+    generate call with a KV cache; chunks are right-padded to the longest completion.
+    """
+    from transformers import GenerationConfig
+
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id
+    eos = eos_ids(model, tokenizer)
+    prompt_rows = encode_prompts(tokenizer, problems)
+    prompt_ids, prompt_mask = left_pad(prompt_rows, pad_id)
+    prompt_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
+    prompt_mask = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
+    sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    gen_config = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
+                                  repetition_penalty=1.0, **sampling)
+    chunks = []
+    for start in range(0, prompt_ids.shape[0], max_rows):
+        ids = prompt_ids[start:start + max_rows].to(device)
+        mask = prompt_mask[start:start + max_rows].to(device)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config)
+        chunks.append(out[:, ids.shape[1]:].cpu())  # (n, T_chunk)
+    width = max(c.shape[1] for c in chunks)
+    completion_ids = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in chunks])
+    completion_mask, truncated = completion_mask_after_eos(completion_ids, eos)  # (N, T), (N,)
+    completion_ids = torch.where(completion_mask.bool(), completion_ids, pad_id)  # (N, T)
+    input_ids = torch.cat([prompt_ids, completion_ids], 1)  # (N, P+T)
+    attention_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
+    return Batch(
+        input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+        completion_mask=completion_mask.to(device), prompt_len=prompt_ids.shape[1],
+        truncated=truncated.to(device),
+        completions=decode_completions(tokenizer, completion_ids, completion_mask),
+        problems=[p for p in problems for _ in range(group_size)], group_size=group_size,
+        prompt_tokens=int(prompt_mask.sum()),
+    )
+
+
+def teacher_forced_batch(tokenizer, problems: list[Problem], targets: list[str], device) -> Batch:
+    """A Batch whose completions are given texts (SFT targets), each terminated by EOS."""
+    prompt_ids, prompt_mask = left_pad(encode_prompts(tokenizer, problems), tokenizer.pad_token_id)
+    target_rows = [t + [tokenizer.eos_token_id] for t in tokenizer(targets, add_special_tokens=False)["input_ids"]]
+    width = max(len(r) for r in target_rows)
+    completion_ids = torch.full((len(target_rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    completion_mask = torch.zeros((len(target_rows), width))
+    for i, row in enumerate(target_rows):
+        completion_ids[i, :len(row)] = torch.tensor(row)
+        completion_mask[i, :len(row)] = 1
+    return Batch(
+        input_ids=torch.cat([prompt_ids, completion_ids], 1).to(device),
+        attention_mask=torch.cat([prompt_mask, completion_mask.long()], 1).to(device),
+        completion_mask=completion_mask.to(device), prompt_len=prompt_ids.shape[1],
+        truncated=torch.zeros(len(targets), dtype=torch.bool, device=device),
+        completions=list(targets), problems=list(problems), group_size=1,
+        prompt_tokens=int(prompt_mask.sum()),
+    )
+
+
+ROLLOUTS: dict[str, Callable[..., Batch]] = {"hf": hf_generate}
+
+
+def merge_groups(groups: list[tuple[Batch, int]], pad_id: int) -> Batch:
+    """A new Batch made of whole groups (batch, group index) taken from several batches.
+
+    Prompts are re-left-padded and completions re-right-padded to the widest among them."""
+    rows = [(b, r) for b, g in groups for r in range(g * b.group_size, (g + 1) * b.group_size)]
+    P = max(b.prompt_len for b, _ in rows)
+    T = max(b.input_ids.shape[1] - b.prompt_len for b, _ in rows)
+
+    def stack(part: str, value) -> torch.Tensor:
+        out = []
+        for b, r in rows:
+            t = getattr(b, part)[r]
+            prompt, completion = t[: b.prompt_len], t[b.prompt_len:]
+            out.append(torch.cat([torch.nn.functional.pad(prompt, (P - prompt.shape[0], 0), value=value),
+                                  torch.nn.functional.pad(completion, (0, T - completion.shape[0]), value=value)]))
+        return torch.stack(out)  # (N, P+T)
+
+    completion_mask = torch.stack([torch.nn.functional.pad(b.completion_mask[r], (0, T - b.completion_mask.shape[1]))
+                                   for b, r in rows])  # (N, T)
+    first = rows[0][0]
+    attention_mask = stack("attention_mask", 0)  # (N, P+T)
+    return Batch(
+        input_ids=stack("input_ids", pad_id), attention_mask=attention_mask,
+        prompt_tokens=int(attention_mask[:, :P].sum()),
+        completion_mask=completion_mask, prompt_len=P,
+        truncated=torch.stack([b.truncated[r] for b, r in rows]),
+        completions=[b.completions[r] for b, r in rows], problems=[b.problems[r] for b, r in rows],
+        group_size=first.group_size,
+        rewards=None if first.rewards is None else torch.stack([b.rewards[r] for b, r in rows]),
+        grades=[b.grades[r] for b, r in rows] if all(b.grades for b, _ in rows) else [],
+    )

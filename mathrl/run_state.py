@@ -1,0 +1,359 @@
+"""The plumbing of a training run, kept apart from the algorithm in train.py.
+
+RunState owns the device and accelerator, model / reference / value head, optimizer and
+scheduler, the prompt sampler, the compute meter and the run directory. Everything that
+can fail on bad input (config, task, data, model) is checked before the run directory is
+created, so a failed start leaves nothing half-written behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mathrl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from mathrl.compute import ComputeMeter, forward_flops, generation_flops, train_flops
+from mathrl.config import RunConfig
+from mathrl.evaluate import evaluate
+from mathrl.models import count_parameters, load_model, reference_context, save_final
+from mathrl.results import RunDir, environment_info
+from mathrl.tasks import get_task
+from mathrl.update import UpdateParams
+
+
+class RunAborted(RuntimeError):
+    """The run stopped on purpose (divergence); its state was saved first."""
+
+
+@dataclass
+class PromptSampler:
+    """Epochs over the training problems, each in a fresh seeded permutation (resumable)."""
+
+    n: int
+    seed: int
+    epoch: int = 0
+    position: int = 0
+    order: list[int] = field(default_factory=list)
+
+    def next_indices(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if not self.order or self.position >= len(self.order):
+                if self.order:
+                    self.epoch += 1
+                g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+                self.order, self.position = torch.randperm(self.n, generator=g).tolist(), 0
+            out.append(self.order[self.position])
+            self.position += 1
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "position": self.position, "order": list(self.order)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch, self.position, self.order = state["epoch"], state["position"], list(state["order"])
+
+
+@dataclass
+class ProblemSampler:
+    problems: list
+    index: PromptSampler
+
+    def next(self, k: int) -> list:
+        return [self.problems[i] for i in self.index.next_indices(k)]
+
+
+class RunState:
+    """Everything a step needs; built by build_run_state()."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    # ---- models -------------------------------------------------------------------------
+    def policy_for_generation(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    @contextlib.contextmanager
+    def reference(self):
+        """The frozen reference policy: a copy, or for LoRA the base with adapters disabled."""
+        if self.ref_model is not None:
+            yield self.ref_model
+        else:
+            model = self.policy_for_generation()
+            with reference_context(model):
+                yield model
+
+    def maybe_reset_reference(self) -> None:
+        """Iterative RL (DeepSeekMath Alg. 1): the reference becomes the current policy."""
+        every = self.cfg.ref_reset_every
+        if every and self.step % every == 0 and self.ref_model is not None:
+            self.ref_model.load_state_dict(self.policy_for_generation().state_dict())
+
+    def token_char_ends(self, ids: torch.Tensor) -> list[int]:
+        """Character offset in the decoded completion where each token ends."""
+        return [len(self.tokenizer.decode(ids[: k + 1], skip_special_tokens=True)) for k in range(len(ids))]
+
+    # ---- compute accounting (mathrl/compute.py documents the formulas) ------------------
+    def flops_for_generation(self, batch) -> float:
+        return generation_flops(self.n_params, batch.prompt_tokens, int(batch.completion_mask.sum()))
+
+    def flops_for_forward(self, batch) -> float:
+        return forward_flops(self.n_params, int(batch.attention_mask.sum()))
+
+    def flops_for_update(self, batch) -> float:
+        passes = self.cfg.ppo_epochs
+        return train_flops(self.n_params, int(batch.attention_mask.sum())) * passes
+
+    # ---- logging, eval, guards ------------------------------------------------------------
+    def log(self, metrics: dict[str, Any]) -> None:
+        if self.accelerator.is_main_process:
+            self.run.append_metrics(metrics)
+        self.last_metrics = metrics
+
+    def guard_divergence(self, metrics: dict[str, Any], max_skips: int) -> None:
+        skipped = metrics.get("optim/skipped_steps", 0.0)
+        self.consecutive_skips = self.consecutive_skips + 1 if skipped else 0
+        if self.consecutive_skips >= max_skips:
+            path = checkpoint_now(self)
+            raise RunAborted(f"{max_skips} steps in a row had a non-finite loss or gradient; "
+                             f"state saved to {path}. Lower lr or check the reward hook.")
+
+    def progress_bar(self, enabled: bool):
+        return ProgressBar(self.cfg.max_steps, self.step, enabled and self.accelerator.is_main_process)
+
+
+class ProgressBar:
+    """tqdm over steps, showing reward, eval accuracy and the estimated time left."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
+                        file=sys.stderr)
+        self.acc: float | None = None
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        acc = [v for k, v in metrics.items() if k.startswith("eval/") and k.endswith("/acc")]
+        self.acc = acc[0] if acc else self.acc
+        post = {"reward": f"{metrics.get('reward/mean', float('nan')):.3f}",
+                "len": f"{metrics.get('rollout/len_mean', float('nan')):.0f}"}
+        if self.acc is not None:
+            post["eval_acc"] = f"{self.acc:.3f}"
+        self.bar.set_postfix(post)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def default_run_dir(cfg: RunConfig) -> Path:
+    model = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model.replace("/", "_")
+    return Path("runs") / f"{cfg.algo}-{Path(cfg.task).stem}-{model}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _device(cfg: RunConfig) -> str:
+    if cfg.device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA GPU is visible; use --set device=cpu")
+    return cfg.device
+
+
+def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunState:
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    from mathrl.value import ValueHead
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = _device(cfg)
+    accelerator = Accelerator(cpu=device == "cpu")
+    # Each rank draws different prompts (sharding) but the same model init.
+    set_seed(cfg.seed)
+    # ---- inputs that can be wrong: validated before anything is written ---------------------
+    task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, overrides=cfg.task_config or None)
+    train_problems = task.load("train", limit=cfg.train_limit, seed=cfg.seed)
+    eval_problems = task.load(cfg.eval_split, limit=cfg.eval_limit, seed=0) if cfg.eval_limit else []
+    if not train_problems:
+        raise ValueError(f"task {task.name} has no training problems")
+    model, tokenizer = load_model(cfg.model, seed=cfg.seed, dtype=cfg.dtype, device=accelerator.device,
+                                  lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
+    max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
+    # ---- models and optimisation -----------------------------------------------------------
+    needs_ref = (cfg.kl_coef > 0 and cfg.loss != "sft") or cfg.eval_kl
+    ref_model = None
+    if needs_ref and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
+        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+    value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if cfg.advantage == "gae" else None
+    params = [p for p in model.parameters() if p.requires_grad]
+    params += list(value_head.parameters()) if value_head is not None else []
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = max(cfg.warmup_steps, 0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if value_head is not None:
+        value_head = accelerator.prepare(value_head)
+    model.train()
+    # ---- the run directory ------------------------------------------------------------------
+    run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
+    state = RunState(
+        cfg=cfg, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
+        train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
+        value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
+        overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
+        sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed + accelerator.process_index)),
+        meter=ComputeMeter(), n_params=count_parameters(accelerator.unwrap_model(model), exclude_embeddings=True),
+        generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
+        consecutive_skips=0, last_metrics={}, start_time=time.time(),
+    )
+    state.update_params = UpdateParams(
+        sft=cfg.loss == "sft", temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
+        clip_eps_high=cfg.clip_eps_high, kl_coef_in_loss=cfg.kl_coef if cfg.kl_placement == "loss" else 0.0,
+        kl_estimator=cfg.kl_estimator, loss_agg=cfg.loss_agg, max_len=max_new_tokens,
+        entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
+        ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size,
+        max_grad_norm=cfg.max_grad_norm)
+    if resume:
+        restore(state)
+    elif accelerator.is_main_process:
+        state.run.write_config(run_config_record(state))
+    return state
+
+
+def run_config_record(state: RunState) -> dict[str, Any]:
+    from mathrl.presets import PRESETS
+
+    cfg, task = state.cfg, state.task
+    return {**cfg.to_dict(), "resolved": {
+        "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
+        "task": f"{task.name}@{task.version}", "n_train_problems": len(state.train_problems),
+        "n_eval_problems": len(state.eval_problems), "n_params_non_embedding": state.n_params,
+        "world_size": state.accelerator.num_processes, "device": str(state.device)},
+        "preset_doc": (PRESETS[cfg.algo].__doc__ or "").strip().splitlines()[0],
+        "environment": environment_info()}
+
+
+# ---- checkpoints ------------------------------------------------------------------------------
+def checkpoint_state(state: RunState) -> dict[str, Any]:
+    unwrap = state.accelerator.unwrap_model
+    return {
+        "step": state.step, "model": unwrap(state.model).state_dict(),
+        "value_head": unwrap(state.value_head).state_dict() if state.value_head is not None else None,
+        "ref_model": state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every else None,
+        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+        "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
+        "generator": state.generator.get_state(), "rng": rng_state(),
+        "consecutive_skips": state.consecutive_skips,
+    }
+
+
+def checkpoint_now(state: RunState) -> Path | None:
+    if not state.accelerator.is_main_process:
+        return None
+    return save_checkpoint(state.run.checkpoints_dir, state.step, checkpoint_state(state), state.cfg.keep_checkpoints)
+
+
+def maybe_checkpoint(state: RunState) -> None:
+    state.maybe_reset_reference()
+    every = state.cfg.checkpoint_every
+    if every and state.step % every == 0 and state.step < state.cfg.max_steps:
+        checkpoint_now(state)
+
+
+def restore(state: RunState) -> None:
+    found = load_latest(state.run.checkpoints_dir)
+    if found is None:
+        raise ValueError(f"no complete checkpoint in {state.run.checkpoints_dir}; nothing to resume "
+                         f"(checkpoints are written every checkpoint_every steps)")
+    _, saved = found
+    unwrap = state.accelerator.unwrap_model
+    unwrap(state.model).load_state_dict(saved["model"])
+    if state.value_head is not None:
+        unwrap(state.value_head).load_state_dict(saved["value_head"])
+    if saved["ref_model"] is not None and state.ref_model is not None:
+        state.ref_model.load_state_dict(saved["ref_model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.sampler.index.load_state_dict(saved["sampler"])
+    state.meter.load_state_dict(saved["meter"])
+    state.generator.set_state(saved["generator"])
+    set_rng_state(saved["rng"])
+    state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
+    state.run.truncate_metrics(state.step)  # steps logged after this checkpoint are redone
+
+
+# ---- eval, samples, the end -------------------------------------------------------------------
+def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
+    if not state.eval_problems:
+        return {}
+    cfg = state.cfg
+    with state.meter.phase("eval"), state.reference() as ref:
+        summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
+                                 state.max_new_tokens, n=cfg.eval_samples if final else 0,
+                                 temperature=cfg.temperature, top_p=cfg.top_p,
+                                 k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
+                                 ref_model=ref if cfg.eval_kl else None, micro_batch_size=cfg.micro_batch_size,
+                                 max_rows=max(cfg.batch_size, 16))
+    name = "final" if final else f"step-{state.step:06d}"
+    if state.accelerator.is_main_process:
+        state.run.write_eval(name, {**summary, "step": state.step})
+        state.run.write_samples(f"eval-{name}", rows)
+    prefix = f"eval/{state.task.name}/"
+    metrics = {prefix + "acc": summary["accuracy"], prefix + "acc_stderr": summary["accuracy_stderr"],
+               prefix + "len_mean": summary["len_mean"], prefix + "truncated_frac": summary["truncated_frac"],
+               prefix + "no_answer_frac": summary["no_answer_frac"]}
+    if "kl_drift" in summary:
+        metrics[prefix + "kl_k1"] = summary["kl_drift"]["k1_token"]
+        metrics[prefix + "kl_k3"] = summary["kl_drift"]["k3_token"]
+    if state.step == 0 and not final:
+        state.log({**metrics, "step": 0})
+    return metrics
+
+
+def write_samples(state: RunState, batch, rewards: torch.Tensor) -> None:
+    every = state.cfg.samples_every
+    if not every or (state.step + 1) % every and state.step != 0 or not state.accelerator.is_main_process:
+        return
+    rows = [{"step": state.step + 1, "prompt": p.question, "completion": c, "gold": p.gold,
+             "extracted": g.extracted if g else None, "correct": g.correct if g else None, "reward": float(r)}
+            for p, c, g, r in zip(batch.problems, batch.completions, batch.grades or [None] * batch.size, rewards)]
+    state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)
+
+
+def finish_run(state: RunState) -> Path:
+    """Final eval, final checkpoint and the plain HF model folder; returns the run dir."""
+    metrics = run_eval(state, final=True)
+    if metrics:
+        state.log({**metrics, "step": state.step, "final": True})
+    checkpoint_now(state)
+    if state.cfg.save_final and state.accelerator.is_main_process:
+        save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir)
+    state.accelerator.wait_for_everyone()
+    return state.run.path
+
+
+def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
+    """A short human summary for the end of `mathrl run`."""
+    steps = [m for m in metrics if "reward/mean" in m]
+    evals = [m for m in metrics if any(k.endswith("/acc") for k in m)]
+    acc = lambda m: next(v for k, v in m.items() if k.endswith("/acc"))  # noqa: E731
+    lines = [f"run directory: {run_dir}"]
+    if steps:
+        first, last = steps[0], steps[-1]
+        lines.append(f"steps: {last['step']}  reward: {first['reward/mean']:.3f} (step {first['step']}) -> "
+                     f"{last['reward/mean']:.3f} (step {last['step']})")
+        if math.isfinite(last.get("time/cumulative_s", math.nan)):
+            lines.append(f"time: {last['time/cumulative_s']:.0f}s  FLOPs: {last.get('flops/cumulative', 0):.3g}")
+    if evals:
+        lines.append(f"eval accuracy: {acc(evals[0]):.3f} (step {evals[0]['step']}) -> "
+                     f"{acc(evals[-1]):.3f} (step {evals[-1]['step']})")
+    return "\n".join(lines)

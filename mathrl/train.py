@@ -1,0 +1,233 @@
+"""train(cfg): the RL loop, top to bottom like the algorithm box of DeepSeekMath (Alg. 1).
+
+    for step = 1..max_steps:
+        sample B prompts                       -> G completions each (rollout)
+        grade every completion                 -> rewards (verifier, reward.py)
+        log-probs of the reference / old policy
+        advantages (ADVANTAGES[cfg.advantage], or GAE for PPO, or step rewards for grpo_ps)
+        mu epochs of clipped-surrogate updates (update.py)
+        log, evaluate, checkpoint
+
+Everything that is plumbing (device, accelerate, model loading, checkpoints, the run
+directory) lives in run_state.py and checkpoint.py; this file holds only the algorithm.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from mathrl.advantage import ADVANTAGES, gae, per_token_rewards, process_advantages, whiten
+from mathrl.config import RunConfig
+from mathrl.logprobs import completion_logprobs
+from mathrl.loss import kl
+from mathrl.reward import shaped_rewards
+from mathrl.rollout import ROLLOUTS, merge_groups, teacher_forced_batch
+from mathrl.run_state import RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, write_samples
+from mathrl.types import Batch
+from mathrl.update import UpdateInputs, policy_update
+from mathrl.verify import check_steps
+
+# Several non-finite steps in a row mean the run has diverged: stop (after saving) rather
+# than burn compute on skipped updates.
+MAX_CONSECUTIVE_SKIPS = 3
+
+
+def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None) -> Path:
+    """Run one training job; returns the run directory."""
+    state = build_run_state(cfg, resume=resume)
+    if state.step == 0:
+        run_eval(state)  # step-0 accuracy: the baseline every curve starts from
+    bar = state.progress_bar(enabled=progress)
+    while state.step < cfg.max_steps:
+        metrics = train_step(state)
+        state.step += 1
+        metrics.update(state.meter.step_metrics(), step=state.step)
+        if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
+            metrics.update(run_eval(state))
+        state.log(metrics)
+        bar.update(metrics)
+        state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
+        maybe_checkpoint(state)
+    bar.close()
+    return finish_run(state)
+
+
+def train_step(state: RunState) -> dict[str, float]:
+    cfg, meter = state.cfg, state.meter
+    # ---- 1. sample prompts, 2. roll out G completions each ------------------------------------
+    problems = state.sampler.next(cfg.prompts_per_step)
+    with meter.phase("rollout"):
+        batch = rollout(state, problems)
+    # ---- 3. grade -> rewards ------------------------------------------------------------------
+    with meter.phase("reward"):
+        rewards, metrics = grade(state, batch)
+    # ---- 4. reference and old-policy log-probs ------------------------------------------------
+    with meter.phase("reference"):
+        ref_logp = reference_logprobs(state, batch)
+    with meter.phase("old_logprobs"):
+        old = old_policy_outputs(state, batch)
+    # ---- 5. advantages ------------------------------------------------------------------------
+    inputs, adv_metrics = advantages(state, batch, rewards, ref_logp, old)
+    # ---- 6. mu epochs of updates --------------------------------------------------------------
+    with meter.phase("update"):
+        update_metrics = policy_update(state.model, state.value_head, state.optimizer, state.scheduler,
+                                       state.accelerator, batch, inputs, state.update_params, state.generator)
+    meter.add_tokens("trained", int(batch.attention_mask.sum()))
+    meter.add_flops(state.flops_for_update(batch))
+    write_samples(state, batch, rewards)
+    return {**metrics, **adv_metrics, **update_metrics, **rollout_metrics(batch)}
+
+
+def rollout(state: RunState, problems) -> Batch:
+    cfg = state.cfg
+    if cfg.loss == "sft":  # SFT trains on the task's worked solutions instead of samples
+        targets = [state.task.format_solution(p) for p in problems for _ in range(cfg.group_size)]
+        repeated = [p for p in problems for _ in range(cfg.group_size)]
+        return teacher_forced_batch(state.tokenizer, repeated, targets, state.device)
+    generate = ROLLOUTS[cfg.rollout]
+    batch = generate(state.policy_for_generation(), state.tokenizer, problems, cfg.group_size,
+                     state.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+                     max_rows=cfg.batch_size)
+    account_rollout(state, batch)
+    if cfg.dynamic_sampling:
+        batch = resample_constant_groups(state, batch, generate)
+    return batch
+
+
+def account_rollout(state: RunState, batch: Batch) -> None:
+    state.meter.add_tokens("prompt", batch.prompt_tokens)
+    state.meter.add_tokens("generated", int(batch.completion_mask.sum()))
+    state.meter.add_flops(state.flops_for_generation(batch))
+
+
+def resample_constant_groups(state: RunState, batch: Batch, generate) -> Batch:
+    """DAPO dynamic sampling: groups whose rewards are all equal carry no gradient; replace
+    them with fresh prompts' groups, at most `dynamic_sampling_max_tries` extra rollouts."""
+    cfg, G = state.cfg, state.cfg.group_size
+    for _ in range(cfg.dynamic_sampling_max_tries):
+        grade(state, batch)
+        by_group = batch.rewards.view(-1, G)  # (B, G)
+        constant = (by_group.std(-1, unbiased=False) == 0).nonzero().flatten().tolist()
+        if not constant:
+            break
+        fresh = generate(state.policy_for_generation(), state.tokenizer, state.sampler.next(len(constant)), G,
+                         state.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, max_rows=cfg.batch_size)
+        grade(state, fresh)
+        account_rollout(state, fresh)  # the extra rollouts cost compute too
+        varied = [g for g in range(batch.size // G) if g not in constant]
+        fresh_varied = (fresh.rewards.view(-1, G).std(-1, unbiased=False) > 0).nonzero().flatten().tolist()
+        # keep every varied group; top up with fresh varied ones, then the old constant ones
+        keep = [(batch, g) for g in varied] + [(fresh, g) for g in fresh_varied] + [(batch, g) for g in constant]
+        batch = merge_groups(keep[: batch.size // G], state.tokenizer.pad_token_id)
+    return batch
+
+
+def grade(state: RunState, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+    cfg = state.cfg
+    if cfg.loss == "sft":
+        return torch.ones(batch.size), {}
+    if len(batch.grades) != batch.size:  # dynamic sampling may have graded this batch already
+        batch.grades = state.task.grade_batch(batch.completions, batch.problems)
+    lengths = batch.completion_mask.sum(-1).cpu()  # (N,)
+    rewards, metrics = shaped_rewards(batch.grades, lengths, state.max_new_tokens, cfg.format_reward,
+                                      state.overlong_buffer, cfg.overlong_penalty)
+    batch.rewards = rewards
+    return rewards.to(state.device), metrics
+
+
+def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
+    if state.cfg.kl_coef == 0 or state.cfg.loss == "sft":
+        return None  # no KL term: the reference model is never built nor run
+    with state.reference() as ref_model:
+        logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.cfg.micro_batch_size)["logp"]
+    state.meter.add_flops(state.flops_for_forward(batch))
+    return logp  # (N, T)
+
+
+def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]:
+    """pi_old log-probs (and V_old for PPO). With one update per rollout (mu = 1, one
+    minibatch) pi_old is the current policy, so this pass is skipped and the update uses
+    logp.detach() — the same numbers without a second forward."""
+    cfg = state.cfg
+    needs_old = cfg.ppo_epochs * cfg.minibatches > 1 or state.value_head is not None
+    if not needs_old or cfg.loss == "sft":
+        return {}
+    out = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size, state.value_head)
+    state.meter.add_flops(state.flops_for_forward(batch))
+    return out  # logp (N, T), values (N, T)
+
+
+def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, old) -> tuple[UpdateInputs, dict]:
+    cfg = state.cfg
+    mask = batch.completion_mask.clone()  # (N, T)
+    if cfg.mask_truncated:
+        mask = mask * (~batch.truncated).float().unsqueeze(-1)  # (N, T) DAPO overlong filtering
+    kl_tok = None
+    if ref_logp is not None and cfg.kl_placement == "reward":
+        logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
+                                                                     cfg.micro_batch_size)["logp"]
+        kl_tok = kl(logp, ref_logp, cfg.kl_estimator) * batch.completion_mask  # (N, T)
+    metrics: dict[str, float] = {}
+    if kl_tok is not None:
+        metrics["kl/mean"] = float(kl_tok.sum() / batch.completion_mask.sum().clamp(min=1))
+    if cfg.loss == "sft":
+        adv = torch.zeros_like(mask)  # unused by the SFT loss
+    elif cfg.advantage == "gae":
+        token_rewards = per_token_rewards(rewards, batch.completion_mask,
+                                          None if kl_tok is None else cfg.kl_coef * kl_tok)  # (N, T)
+        adv, returns = gae(token_rewards, old["values"], batch.completion_mask, cfg.gamma, cfg.lam)  # (N, T)
+        adv = whiten(adv, mask)  # (N, T)
+        metrics["value/explained_var"] = explained_variance(old["values"], returns, batch.completion_mask)
+        return UpdateInputs(adv, mask, old.get("logp"), ref_logp, old["values"], returns), metrics
+    elif cfg.advantage == "process":
+        adv = step_advantages(state, batch, rewards)  # (N, T)
+    else:
+        seq_rewards = rewards if kl_tok is None else rewards - cfg.kl_coef * kl_tok.sum(-1)  # (N,)
+        adv = ADVANTAGES[cfg.advantage](seq_rewards, cfg.group_size)  # (N,)
+        adv = rescale(adv, seq_rewards, cfg.group_size, cfg.adv_std).unsqueeze(-1).expand_as(mask)  # (N, T)
+    groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
+    metrics["adv/zero_std_frac"] = float((groups.std(-1, unbiased=False) == 0).float().mean())
+    metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
+    loss_ref = ref_logp if cfg.kl_placement == "loss" else None
+    return UpdateInputs(adv, mask, old.get("logp"), loss_ref), metrics
+
+
+def rescale(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, mode: str) -> torch.Tensor:
+    """The `adv_std` knob: divide centred advantages by the group's or the batch's std."""
+    if mode in ("auto", "none"):
+        return adv  # (N,)
+    if mode == "group":
+        std = rewards.view(-1, group_size).std(-1, keepdim=True).expand(-1, group_size).reshape(-1)  # (N,)
+    else:
+        std = adv.std().expand_as(adv)  # (N,)
+    return adv / (std + 1e-6)  # (N,)
+
+
+def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:
+    """grpo_ps: verifiable step rewards (each stated calculation checked), outcome as last step."""
+    step_rewards, step_ends = [], []
+    lengths = batch.completion_mask.sum(-1).long().tolist()
+    for i, text in enumerate(batch.completions):
+        char_ends = state.token_char_ends(batch.completion_ids[i, :lengths[i]])
+        steps = check_steps(text)
+        ends = [next((t for t, c in enumerate(char_ends) if c >= end), lengths[i] - 1) for end, _ in steps]
+        step_rewards.append([1.0 if ok else 0.0 for _, ok in steps] + [float(rewards[i])])
+        step_ends.append([min(e, max(lengths[i] - 1, 0)) for e in ends] + [max(lengths[i] - 1, 0)])
+    return process_advantages(step_rewards, step_ends, batch.group_size, batch.completion_mask.shape[1]).to(rewards.device)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    m = mask.bool()
+    var_returns = returns[m].var()
+    if not torch.isfinite(var_returns) or var_returns == 0:
+        return math.nan
+    return float(1 - (returns[m] - values[m]).var() / var_returns)
+
+
+def rollout_metrics(batch: Batch) -> dict[str, float]:
+    lengths = batch.completion_mask.sum(-1).float()  # (N,)
+    return {"rollout/len_mean": float(lengths.mean()), "rollout/len_max": float(lengths.max()),
+            "rollout/truncated_frac": float(batch.truncated.float().mean())}

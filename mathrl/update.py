@@ -1,0 +1,149 @@
+"""The optimisation stage: mu epochs of minibatch updates over one rollout batch.
+
+One function serves every preset: the per-token loss is
+    clipped surrogate (or -log p for SFT)  + beta * KL (when placed in the loss)
+    - entropy_coef * entropy  (+ vf_coef * clipped value loss for PPO),
+aggregated by `loss_agg`. Minibatches are split further into micro-batches for memory; each
+micro-batch's aggregate is weighted so that the gradient equals that of the whole minibatch.
+A minibatch whose loss or gradient norm is not finite is skipped (gradients dropped) and
+counted in `optim/skipped_steps`, so no NaN ever reaches the optimizer.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+
+import torch
+
+from mathrl.logprobs import forward_completion
+from mathrl.loss import aggregate, clipped_surrogate, kl, value_loss
+
+
+@dataclass(frozen=True)
+class UpdateParams:
+    """The scalars the loss needs, copied out of RunConfig once (loss code never reads config)."""
+
+    sft: bool
+    temperature: float
+    clip_eps_low: float
+    clip_eps_high: float
+    kl_coef_in_loss: float  # beta when KL sits in the loss, else 0
+    kl_estimator: str
+    loss_agg: str
+    max_len: int  # constant divisor of seq_mean_token_sum_norm (Dr. GRPO)
+    entropy_coef: float
+    vf_coef: float
+    value_clip_eps: float
+    ppo_epochs: int
+    minibatches: int
+    micro_batch_size: int
+    max_grad_norm: float
+
+
+@dataclass
+class UpdateInputs:
+    """Per-row tensors of one rollout batch (rows line up with the Batch)."""
+
+    advantages: torch.Tensor  # (N, T) per-token advantages (outcome ones broadcast over T)
+    mask: torch.Tensor  # (N, T) tokens that enter the loss
+    old_logp: torch.Tensor | None = None  # (N, T); None: mu = 1, the current policy is the old one
+    ref_logp: torch.Tensor | None = None  # (N, T); None when no KL term is in the loss
+    old_values: torch.Tensor | None = None  # (N, T) PPO
+    returns: torch.Tensor | None = None  # (N, T) PPO
+
+
+def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float):
+    """Loss of one micro-batch, already weighted to its share of the minibatch aggregate."""
+    out = forward_completion(model, batch.input_ids[rows], batch.attention_mask[rows], batch.prompt_len,
+                             hp.temperature, with_entropy=hp.entropy_coef > 0, value_head=value_head)
+    logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
+    terms: dict[str, torch.Tensor] = {}
+    if hp.sft:
+        per_token = -logp  # (n, T)  DeepSeekMath Eq. 6: maximise the likelihood of the solution
+    else:
+        old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
+        per_token, clipped = clipped_surrogate(logp, old, inputs.advantages[rows], hp.clip_eps_low, hp.clip_eps_high)
+        terms["loss/clip_frac"] = (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
+    terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
+    if hp.kl_coef_in_loss > 0 and inputs.ref_logp is not None:
+        kl_tok = kl(logp, inputs.ref_logp[rows], hp.kl_estimator)  # (n, T)
+        per_token = per_token + hp.kl_coef_in_loss * kl_tok
+        terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
+    if hp.entropy_coef > 0:
+        per_token = per_token - hp.entropy_coef * out["entropy"]
+        terms["entropy/mean"] = (out["entropy"] * mask).sum() / mask.sum().clamp(min=1)
+    loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
+    if value_head is not None:
+        v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
+        terms["loss/value"] = (v_tok * mask).sum() / mask.sum().clamp(min=1)
+        loss = loss + hp.vf_coef * terms["loss/value"]
+    return loss * weight, {k: float(v) for k, v in terms.items()}
+
+
+def _weights(mask: torch.Tensor, micro: list[slice], mode: str) -> list[float]:
+    """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens)."""
+    if mode == "token_mean":
+        total = float(mask.sum().clamp(min=1))
+        return [float(mask[rows].sum()) / total for rows in micro]
+    n = mask.shape[0]
+    return [(rows.stop - rows.start) / n for rows in micro]
+
+
+def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, inputs: UpdateInputs,
+                  hp: UpdateParams, generator: torch.Generator) -> dict[str, float]:
+    """mu epochs x minibatches optimizer steps; returns averaged loss statistics."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    sums: dict[str, float] = {}
+    n_terms = 0
+    skipped = 0
+    grad_norms: list[float] = []
+    n = batch.size
+    mb_size = n // hp.minibatches
+    for _epoch in range(hp.ppo_epochs):
+        order = torch.randperm(n, generator=generator) if hp.minibatches > 1 else torch.arange(n)
+        for m in range(hp.minibatches):
+            idx = order[m * mb_size:(m + 1) * mb_size].sort().values
+            mb_batch, mb_inputs = _select(batch, inputs, idx)
+            micro = [slice(s, min(s + hp.micro_batch_size, mb_size)) for s in range(0, mb_size, hp.micro_batch_size)]
+            weights = _weights(mb_inputs.mask, micro, hp.loss_agg)
+            finite = True
+            for i, (rows, w) in enumerate(zip(micro, weights)):
+                sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
+                with sync:
+                    loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w)
+                    if not torch.isfinite(loss):
+                        finite = False
+                        break
+                    accelerator.backward(loss)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v * w
+            grad_norm = float(accelerator.clip_grad_norm_(params, hp.max_grad_norm)) if finite else math.nan
+            if finite and math.isfinite(grad_norm):
+                optimizer.step()
+                grad_norms.append(grad_norm)
+            else:
+                skipped += 1
+            optimizer.zero_grad(set_to_none=True)
+            n_terms += 1
+    scheduler.step()
+    stats = {k: v / max(n_terms, 1) for k, v in sums.items()}
+    stats["optim/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else math.nan
+    stats["optim/skipped_steps"] = float(skipped)
+    stats["optim/lr"] = scheduler.get_last_lr()[0]
+    return stats
+
+
+def _select(batch, inputs: UpdateInputs, idx: torch.Tensor):
+    """The rows `idx` of a Batch and its UpdateInputs (minibatch views)."""
+    idx_dev = idx.to(batch.input_ids.device)
+    take = lambda t: None if t is None else t[idx_dev]  # noqa: E731
+    mb_batch = replace(batch, input_ids=batch.input_ids[idx_dev], attention_mask=batch.attention_mask[idx_dev],
+                       completion_mask=batch.completion_mask[idx_dev], truncated=batch.truncated[idx_dev],
+                       completions=[batch.completions[i] for i in idx.tolist()],
+                       problems=[batch.problems[i] for i in idx.tolist()])
+    mb_inputs = UpdateInputs(*(take(getattr(inputs, f)) for f in
+                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns")))
+    return mb_batch, mb_inputs
+
