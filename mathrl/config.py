@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathrl.presets import PRESETS
+
 
 class ConfigError(ValueError):
     """An impossible or unknown configuration value; the message says how to fix it."""
@@ -176,6 +178,11 @@ def _coerce(key: str, value: Any) -> Any:
     expected = type(default) if default is not dataclasses.MISSING else dict
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if expected is float and isinstance(value, str):  # PyYAML reads "1e-5" (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if expected is str and isinstance(value, (int, float)):
         return str(value)
     if not isinstance(value, expected):
@@ -189,8 +196,6 @@ def build_config(algo: str | None = None, yaml_path: str | Path | None = None,
 
     The preset is that of `algo` (from --algo, else the YAML's `algo:`, else grpo).
     """
-    from mathrl.presets import preset_overrides
-
     from_yaml = _read_yaml(Path(yaml_path)) if yaml_path is not None else {}
     name = algo or from_yaml.get("algo") or "grpo"
     values: dict[str, Any] = {**preset_overrides(name), **from_yaml, "algo": name}
@@ -200,6 +205,12 @@ def build_config(algo: str | None = None, yaml_path: str | Path | None = None,
         else:
             values[key] = _coerce(key, value)
     return RunConfig(**values).finalize()
+
+
+def preset_overrides(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown algorithm '{name}'; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]()
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

@@ -149,10 +149,3 @@ PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
     "reinforce_pp": reinforce_pp, "ppo": ppo, "online_rft": online_rft, "sft": sft,
 }
 
-
-def preset_overrides(name: str) -> dict[str, Any]:
-    from mathrl.config import ConfigError
-
-    if name not in PRESETS:
-        raise ConfigError(f"unknown algorithm '{name}'; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]()

@@ -189,7 +189,7 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
         adv = ADVANTAGES[cfg.advantage](seq_rewards, cfg.group_size)  # (N,)
         adv = rescale(adv, seq_rewards, cfg.group_size, cfg.adv_std).unsqueeze(-1).expand_as(mask)  # (N, T)
     groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
-    metrics["adv/zero_std_frac"] = float((groups.std(-1, unbiased=False) == 0).float().mean())
+    metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
     metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
     loss_ref = ref_logp if cfg.kl_placement == "loss" else None
     return UpdateInputs(adv, mask, old.get("logp"), loss_ref), metrics

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from mathrl.logprobs import forward_completion
-from mathrl.loss import aggregate, clipped_surrogate, kl, value_loss
+from mathrl.loss import aggregate, clipped_surrogate, kl, masked_mean, value_loss
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
     if value_head is not None:
         v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
-        terms["loss/value"] = (v_tok * mask).sum() / mask.sum().clamp(min=1)
+        terms["loss/value"] = masked_mean(v_tok, mask)
         loss = loss + hp.vf_coef * terms["loss/value"]
     return loss * weight, {k: float(v) for k, v in terms.items()}
 

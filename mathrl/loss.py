@@ -1,0 +1,156 @@
+"""Loss pieces: pure tensor functions the trainer composes into the PPO / GRPO objective.
+
+Everything here is per token, shape (N, T) over completion tokens with a 0/1 `mask` (1 on the
+completion up to and including EOS), until `aggregate` reduces it to a scalar. The trainer
+writes the objective as
+
+    loss = aggregate(clipped_surrogate(...)[0] + beta * kl(...), mask, mode)
+         (+ vf_coef * aggregate(value_loss(...), mask, mode) for PPO)
+
+Variants are looked up once in the plain dicts `KL_ESTIMATORS` and `AGGREGATIONS`.
+Masked positions are selected with `torch.where`, not multiplied by 0, so that an inf or NaN
+sitting on padding (e.g. a log-prob of a pad token) can never leak into the result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# --------------------------------------------------------------------------- KL estimators
+# Schulman, "Approximating KL Divergence" (2020); x = log π_ref(o_t) - log π_θ(o_t), o ~ π_θ.
+
+
+def k1(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """k1 = -x: unbiased for KL(π_θ || π_ref) but signed and high-variance (PPO KL-in-reward)."""
+    return logp - ref_logp  # Schulman 2020 k1: log π_θ - log π_ref  # (N, T)
+
+
+def k2(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
+    """k2 = x² / 2: biased but low-variance; its gradient in the loss equals k1 in the reward."""
+    return 0.5 * (logp - ref_logp) ** 2  # Schulman 2020 k2: ½ (log π_θ - log π_ref)²  # (N, T)
+
+
+def k3(logp: torch.Tensor, ref_logp: torch.Tensor, max_log_ratio: float = 20.0) -> torch.Tensor:
+    """k3 = e^x - x - 1 >= 0: unbiased and low-variance; GRPO's KL term.
+
+    The log-ratio is clamped to ±20 because exp overflows fp32 past ~88 (and bf16 sooner):
+    one token on which the policy has collapsed relative to the reference would otherwise give
+    an inf loss and NaN gradients for the whole batch. e^20 ≈ 5e8 is still a strong penalty;
+    clamped tokens get no KL gradient, a trade-off verl makes too.
+    """
+    x = (ref_logp - logp).clamp(-max_log_ratio, max_log_ratio)  # (N, T)
+    return torch.exp(x) - x - 1  # DeepSeekMath Eq. 4: π_ref/π_θ - log(π_ref/π_θ) - 1  # (N, T)
+
+
+KL_ESTIMATORS = {"k1": k1, "k2": k2, "k3": k3}
+
+
+def kl(logp: torch.Tensor, ref_logp: torch.Tensor, estimator: str) -> torch.Tensor:
+    """Per-token KL(π_θ || π_ref) estimate with the named estimator ("k1", "k2", "k3")."""
+    return KL_ESTIMATORS[estimator](logp, ref_logp)  # (N, T)
+
+
+# --------------------------------------------------------------------------- policy surrogate
+
+
+def clipped_surrogate(
+    logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    adv: torch.Tensor,
+    eps_low: float,
+    eps_high: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO clipped surrogate per token, as a loss (negated), with DAPO's decoupled clip range.
+
+    adv is (N,) (one per completion, broadcast over its tokens) or (N, T). eps_low == eps_high
+    is PPO / GRPO; eps_high > eps_low is DAPO's "clip-higher". Returns (loss, clipped): loss
+    (N, T) and a bool (N, T) that is True where the clipped term is the active minimum, i.e.
+    the tokens that get no gradient (for `loss/clip_frac`).
+    """
+    if adv.dim() == 1:
+        adv = adv[:, None]  # one advantage per completion  # (N, 1)
+    ratio = torch.exp(logp - old_logp)  # ρ_t = π_θ / π_θ_old  # (N, T)
+    unclipped = ratio * adv  # (N, T)
+    clipped_ratio = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)  # (N, T)
+    clipped = clipped_ratio * adv  # (N, T)
+    loss = -torch.minimum(unclipped, clipped)  # PPO Eq. 7: -min(ρA, clip(ρ, 1-ε, 1+ε)A)  # (N, T)
+    is_clipped = clipped < unclipped  # the min picked the flat (clipped) branch  # (N, T)
+    return loss, is_clipped
+
+
+# --------------------------------------------------------------------------- value function
+
+
+def value_loss(
+    values: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    clip_eps: float,
+) -> torch.Tensor:
+    """PPO clipped value loss per token, 0 on padding.
+
+    Value clipping is not in the PPO paper; it is OpenAI Baselines' ppo2 ("The 37
+    Implementation Details of PPO", detail 9), kept by TRL and OpenRLHF: the value may not
+    move more than clip_eps from the rollout-time value in one update, unless that helps.
+    """
+    values_clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)  # (N, T)
+    # ppo2: ½ max((V - R)², (V_old + clip(V - V_old, ±ε) - R)²)
+    loss = 0.5 * torch.maximum((values - returns) ** 2, (values_clipped - returns) ** 2)  # (N, T)
+    return torch.where(mask.bool(), loss, torch.zeros_like(loss))  # (N, T)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of x over the tokens where mask is 1; 0 (not NaN) when the mask is empty."""
+    m = mask.bool()  # (N, T)
+    return torch.where(m, x, torch.zeros_like(x)).sum() / m.sum().clamp(min=1)  # ()
+
+
+def _row_sums(per_token: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    m = mask.bool()  # (N, T)
+    return torch.where(m, per_token, torch.zeros_like(per_token)).sum(-1), m.sum(-1)  # (N,), (N,)
+
+
+def seq_mean_token_mean(
+    per_token: torch.Tensor, mask: torch.Tensor, max_len: int | None = None
+) -> torch.Tensor:
+    """GRPO (DeepSeekMath Eq. 3): 1/G Σ_i 1/|o_i| Σ_t. Every sequence weighs the same, so
+    tokens of long completions weigh less; an empty sequence contributes 0 to the mean."""
+    sums, lengths = _row_sums(per_token, mask)  # (N,), (N,)
+    return (sums / lengths.clamp(min=1)).mean()  # ()
+
+
+def token_mean(
+    per_token: torch.Tensor, mask: torch.Tensor, max_len: int | None = None
+) -> torch.Tensor:
+    """DAPO (Yu et al. 2025, §3.3 token-level policy gradient loss): 1/Σ|o_i| Σ_i Σ_t.
+    Every token weighs the same, so long (often wrong) completions are not under-penalised."""
+    return masked_mean(per_token, mask)  # ()
+
+
+def seq_mean_token_sum_norm(
+    per_token: torch.Tensor, mask: torch.Tensor, max_len: int | None = None
+) -> torch.Tensor:
+    """Dr. GRPO (Liu et al. 2025): Σ_t per sequence divided by a constant max_len, then the mean
+    over sequences. A constant normaliser removes GRPO's length bias (1/|o_i|)."""
+    if max_len is None or max_len < 1:
+        raise ValueError("seq_mean_token_sum_norm needs max_len, the constant length normaliser")
+    sums, _ = _row_sums(per_token, mask)  # (N,)
+    return (sums / max_len).mean()  # ()
+
+
+AGGREGATIONS = {
+    "seq_mean_token_mean": seq_mean_token_mean,
+    "token_mean": token_mean,
+    "seq_mean_token_sum_norm": seq_mean_token_sum_norm,
+}
+
+
+def aggregate(
+    per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | None = None
+) -> torch.Tensor:
+    """Reduce a per-token loss (N, T) to a scalar with the named aggregation (`AGGREGATIONS`)."""
+    return AGGREGATIONS[mode](per_token, mask, max_len)  # ()

@@ -1,0 +1,307 @@
+"""Advantage estimators: hand values, group invariants, loop references."""
+
+import statistics
+
+import pytest
+import torch
+
+from mathrl.advantage import (
+    ADVANTAGES,
+    dr_grpo,
+    gae,
+    grpo,
+    online_rft,
+    per_token_rewards,
+    process_advantages,
+    reinforce_pp,
+    reinforce_pp_baseline,
+    rloo,
+    whiten,
+)
+
+GROUP_RELATIVE = ["grpo", "dr_grpo", "rloo", "reinforce_pp_baseline"]
+
+# --------------------------------------------------------------------------- loop references
+# Plain-Python, one sample at a time, written from the papers' formulas.
+
+
+def _norm(xs, eps=1e-6):
+    if len(xs) < 2 or max(xs) == min(xs):
+        return [0.0] * len(xs)
+    m, s = statistics.mean(xs), statistics.stdev(xs)  # stdev is the unbiased (n-1) std
+    return [(x - m) / (s + eps) for x in xs]
+
+
+def _by_group(rewards, g):
+    return [rewards[i : i + g] for i in range(0, len(rewards), g)]
+
+
+def ref_grpo(rewards, g):
+    return [a for grp in _by_group(rewards, g) for a in _norm(grp)]
+
+
+def ref_dr_grpo(rewards, g):
+    out = []
+    for grp in _by_group(rewards, g):
+        constant = max(grp) == min(grp)
+        out += [0.0 if constant else x - statistics.mean(grp) for x in grp]
+    return out
+
+
+def ref_rloo(rewards, g):
+    out = []
+    for grp in _by_group(rewards, g):
+        for i, x in enumerate(grp):
+            others = grp[:i] + grp[i + 1 :]
+            out.append(x - sum(others) / len(others) if others and max(grp) != min(grp) else 0.0)
+    return out
+
+
+def ref_reinforce_pp(rewards, g):
+    return _norm(rewards)
+
+
+def ref_reinforce_pp_baseline(rewards, g):
+    return _norm(ref_dr_grpo(rewards, g))
+
+
+def ref_online_rft(rewards, g):
+    return [1.0 if x > 0 else 0.0 for x in rewards]
+
+
+REFERENCES = {
+    "grpo": ref_grpo,
+    "dr_grpo": ref_dr_grpo,
+    "rloo": ref_rloo,
+    "reinforce_pp": ref_reinforce_pp,
+    "reinforce_pp_baseline": ref_reinforce_pp_baseline,
+    "online_rft": ref_online_rft,
+}
+
+
+def ref_gae(rewards, values, mask, gamma, lam):
+    n, t_len = len(rewards), len(rewards[0])
+    adv = [[0.0] * t_len for _ in range(n)]
+    for i in range(n):
+        length = int(sum(mask[i]))
+        for t in range(length):  # Â_t = Σ_l (γλ)^l δ_{t+l}, written as the sum, not the recursion
+            for l in range(length - t):
+                v_next = values[i][t + l + 1] if t + l + 1 < length else 0.0
+                delta = rewards[i][t + l] + gamma * v_next - values[i][t + l]
+                adv[i][t] += (gamma * lam) ** l * delta
+    ret = [[adv[i][t] + (values[i][t] if mask[i][t] else 0.0) for t in range(t_len)] for i in range(n)]
+    return adv, ret
+
+
+# --------------------------------------------------------------------------- hand values
+
+
+def test_grpo_hand_values():
+    # group [1,0,0,1]: mean .5, unbiased var = 4 * .25 / 3 = 1/3, std = .57735 -> ±.5/.57735 = ±.866025
+    # group [1,0,0,0]: mean .25, var = (.5625 + 3 * .0625) / 3 = .25, std .5 -> 1.5, -.5, -.5, -.5
+    adv = grpo(torch.tensor([1.0, 0, 0, 1, 1, 0, 0, 0]), 4)
+    expected = torch.tensor([0.866025, -0.866025, -0.866025, 0.866025, 1.5, -0.5, -0.5, -0.5])
+    torch.testing.assert_close(adv, expected, atol=1e-5, rtol=0)
+
+
+def test_dr_grpo_hand_values():
+    # group [1,0,0]: mean 1/3 -> 2/3, -1/3, -1/3; group [.5,.5,1]: mean 2/3 -> -1/6, -1/6, 1/3
+    adv = dr_grpo(torch.tensor([1.0, 0, 0, 0.5, 0.5, 1.0]), 3)
+    torch.testing.assert_close(adv, torch.tensor([2 / 3, -1 / 3, -1 / 3, -1 / 6, -1 / 6, 1 / 3]))
+
+
+def test_rloo_hand_values():
+    # group [1,0,0]: 1 - (0+0)/2 = 1; 0 - (1+0)/2 = -.5 (twice)
+    # group [2,1]: 2 - 1 = 1; 1 - 2 = -1
+    adv = rloo(torch.tensor([1.0, 0, 0, 2, 1, 0]), 3)
+    torch.testing.assert_close(adv[:3], torch.tensor([1.0, -0.5, -0.5]))
+    torch.testing.assert_close(rloo(torch.tensor([2.0, 1.0]), 2), torch.tensor([1.0, -1.0]))
+
+
+def test_reinforce_pp_hand_values():
+    # batch [1,0,0,0]: mean .25, unbiased var .25, std .5 -> 1.5, -.5, -.5, -.5 (groups ignored)
+    adv = reinforce_pp(torch.tensor([1.0, 0, 0, 0]), 2)
+    torch.testing.assert_close(adv, torch.tensor([1.5, -0.5, -0.5, -0.5]), atol=1e-5, rtol=0)
+
+
+def test_reinforce_pp_baseline_hand_values():
+    # groups [1,0], [1,1] -> centred [.5,-.5,0,0]; batch mean 0, var = .5/3 = 1/6, std .408248
+    # -> .5/.408248 = 1.224745
+    adv = reinforce_pp_baseline(torch.tensor([1.0, 0, 1, 1]), 2)
+    torch.testing.assert_close(adv, torch.tensor([1.224745, -1.224745, 0, 0]), atol=1e-5, rtol=0)
+
+
+def test_online_rft_hand_values():
+    # correct (reward > 0) -> 1; wrong or penalised -> 0
+    adv = online_rft(torch.tensor([1.0, 0.0, 0.5, -1.0]), 2)
+    torch.testing.assert_close(adv, torch.tensor([1.0, 0.0, 1.0, 0.0]))
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+@pytest.mark.parametrize("name", GROUP_RELATIVE)
+def test_group_advantages_are_zero_mean(name):
+    torch.manual_seed(0)
+    rewards = torch.rand(6 * 5)
+    adv = ADVANTAGES[name](rewards, 5).view(6, 5)
+    torch.testing.assert_close(adv.mean(-1), torch.zeros(6), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", GROUP_RELATIVE)
+def test_zero_variance_groups_give_exact_zero(name):
+    # seven fp32 0.1s: r - mean(r) is -7.45e-9 and std 8.0e-9, so a naive GRPO would give
+    # -7.45e-9 / (8.0e-9 + 1e-6) = -0.0074 instead of 0; the constant group must give exactly 0
+    rewards = torch.tensor([0.1] * 7 + [0.0, 1.0] * 3 + [1.0])
+    adv = ADVANTAGES[name](rewards, 7)
+    assert torch.isfinite(adv).all()
+    assert (adv[:7] == 0).all() and (adv[7:] != 0).all()
+
+
+@pytest.mark.parametrize("name", ["reinforce_pp", "reinforce_pp_baseline"])
+def test_constant_batch_gives_exact_zero(name):
+    assert (ADVANTAGES[name](torch.full((14,), 0.1), 7) == 0).all()
+
+
+@pytest.mark.parametrize("name", GROUP_RELATIVE)
+def test_group_of_one_gives_zero(name):
+    adv = ADVANTAGES[name](torch.tensor([1.0, 0.0, 0.5]), 1)
+    assert (adv == 0).all()
+
+
+def test_batch_of_one_is_finite():
+    assert (reinforce_pp(torch.tensor([1.0]), 1) == 0).all()
+
+
+def test_ragged_batch_is_refused():
+    with pytest.raises(ValueError):
+        grpo(torch.tensor([1.0, 0.0, 1.0]), 2)
+
+
+@pytest.mark.parametrize("name", list(ADVANTAGES))
+@pytest.mark.parametrize("group_size", [1, 2, 5])
+def test_estimator_matches_loop_reference(name, group_size):
+    gen = torch.Generator().manual_seed(group_size)
+    # binary rewards (the common case, many constant groups) and continuous ones
+    binary = torch.randint(0, 2, (4 * group_size,), generator=gen).double()
+    for rewards in [binary, torch.randn(4 * group_size, generator=gen).double()]:
+        got = ADVANTAGES[name](rewards, group_size)
+        want = torch.tensor(REFERENCES[name](rewards.tolist(), group_size), dtype=torch.float64)
+        torch.testing.assert_close(got, want)
+
+
+# --------------------------------------------------------------------------- whiten
+
+
+def test_whiten_hand_values():
+    # masked x = [1,2,3]: mean 2, unbiased var (1+0+1)/2 = 1 -> [-1, 0, 1]; the pad (100) -> 0
+    x = torch.tensor([[1.0, 2.0, 3.0, 100.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    torch.testing.assert_close(whiten(x, mask), torch.tensor([[-1.0, 0.0, 1.0, 0.0]]))
+    # shift_mean=False keeps the mean: (x - 2) / 1 + 2 = x
+    torch.testing.assert_close(whiten(x, mask, shift_mean=False), torch.tensor([[1.0, 2.0, 3.0, 0.0]]))
+
+
+def test_whiten_with_zero_or_one_token_is_finite():
+    x = torch.tensor([[5.0, 7.0]])
+    assert (whiten(x, torch.zeros(1, 2)) == 0).all()
+    one = whiten(x, torch.tensor([[1.0, 0.0]]))  # mean 5, var taken as 0 -> (5 - 5) * 1e4 = 0
+    assert torch.isfinite(one).all() and (one == 0).all()
+
+
+# --------------------------------------------------------------------------- GAE
+
+
+def test_gae_hand_values():
+    # mask [1,1,0]; V = [.5, .8, pad]; reward 1 on the last real token; γ = .9, λ = .5
+    # t=1: δ = 1 + .9*0 - .8 = .2 -> A1 = .2
+    # t=0: δ = 0 + .9*.8 - .5 = .22 -> A0 = .22 + .9*.5*.2 = .31; returns = A + V = [.81, 1.0, 0]
+    rewards = torch.tensor([[0.0, 1.0, 0.0]])
+    values = torch.tensor([[0.5, 0.8, 9.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.5)
+    torch.testing.assert_close(adv, torch.tensor([[0.31, 0.2, 0.0]]))
+    torch.testing.assert_close(ret, torch.tensor([[0.81, 1.0, 0.0]]))
+
+
+def test_gae_lambda_one_is_returns_to_go_minus_values():
+    torch.manual_seed(1)
+    rewards, values = torch.randn(3, 6), torch.randn(3, 6)
+    mask = torch.tensor([[1.0] * 6, [1.0] * 4 + [0.0] * 2, [0.0] * 6])
+    adv, ret = gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    rtg = (rewards * mask).flip(-1).cumsum(-1).flip(-1)  # Σ_{t' >= t} r_t'
+    torch.testing.assert_close(adv, (rtg - values) * mask)
+    torch.testing.assert_close(ret, rtg * mask)
+
+
+@pytest.mark.parametrize("gamma,lam", [(1.0, 0.95), (0.9, 0.5), (0.99, 0.0)])
+def test_gae_matches_loop_reference(gamma, lam):
+    gen = torch.Generator().manual_seed(2)
+    rewards = torch.randn(4, 7, generator=gen, dtype=torch.float64)
+    values = torch.randn(4, 7, generator=gen, dtype=torch.float64)
+    mask = (torch.arange(7) < torch.tensor([[7], [3], [1], [0]])).double()
+    adv, ret = gae(rewards, values, mask, gamma, lam)
+    want_adv, want_ret = ref_gae((rewards * mask).tolist(), values.tolist(), mask.tolist(), gamma, lam)
+    torch.testing.assert_close(adv, torch.tensor(want_adv, dtype=torch.float64))
+    torch.testing.assert_close(ret, torch.tensor(want_ret, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- process supervision
+
+
+def test_process_advantages_hand_values():
+    # group of 2: sample 0 has steps r=[1, 0] ending at tokens [1, 3]; sample 1 has r=[0] ending at 2
+    # all group steps [1, 0, 0]: mean 1/3, std .57735 -> r̃ = [1.1547, -.57735, -.57735]
+    # sample 0: t<=1 sees both steps: 1.1547 - .57735 = .57735; t in 2..3 sees step 2: -.57735
+    # sample 1: t<=2 sees its step: -.57735; t=3 follows its last step: 0
+    # group 2: sample 2 has no steps, sample 3 one step -> a single step normalises to 0
+    adv = process_advantages([[1.0, 0.0], [0.0], [], [5.0]], [[1, 3], [2], [], [0]], group_size=2, T=4)
+    a, b = 0.57735, -0.57735
+    expected = torch.tensor([[a, a, b, b], [b, b, b, 0.0], [0.0] * 4, [0.0] * 4])
+    torch.testing.assert_close(adv, expected, atol=1e-4, rtol=0)
+
+
+def test_process_advantages_matches_loop_reference():
+    gen = torch.Generator().manual_seed(3)
+    n, g, t_len = 6, 3, 8
+    n_steps = torch.randint(0, 4, (n,), generator=gen).tolist()  # 0 steps happens too
+    ends = [sorted(torch.randperm(t_len, generator=gen)[:k].tolist()) for k in n_steps]
+    step_r = [torch.randn(len(e), generator=gen).tolist() for e in ends]
+    got = process_advantages(step_r, ends, g, t_len)
+    for grp in range(0, n, g):
+        normed = iter(_norm([r for i in range(grp, grp + g) for r in step_r[i]]))
+        per_sample = [[next(normed) for _ in step_r[i]] for i in range(grp, grp + g)]
+        for k, i in enumerate(range(grp, grp + g)):
+            for t in range(t_len):
+                want = sum(r for r, e in zip(per_sample[k], ends[i]) if e >= t)
+                assert got[i, t].item() == pytest.approx(want, abs=1e-5)
+
+
+def test_process_advantages_refuses_bad_steps():
+    with pytest.raises(ValueError):
+        process_advantages([[1.0]], [[4]], group_size=1, T=4)  # end beyond the completion
+    with pytest.raises(ValueError):
+        process_advantages([[1.0, 2.0]], [[0]], group_size=1, T=4)  # rewards without ends
+
+
+# --------------------------------------------------------------------------- token rewards
+
+
+def test_per_token_rewards_hand_values():
+    # score at the last real token, minus the (already β-scaled) KL on real tokens only
+    # row 0: [-.1, 2 - .2, 0]; row 1: [-1 - .4, 0, 0]; row 2 (no tokens): all 0
+    score = torch.tensor([2.0, -1.0, 3.0])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    kl = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9]])
+    expected = torch.tensor([[-0.1, 1.8, 0.0], [-1.4, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(per_token_rewards(score, mask, kl), expected)
+    no_kl = torch.tensor([[0.0, 2.0, 0.0], [-1.0, 0.0, 0.0], [0.0] * 3])
+    torch.testing.assert_close(per_token_rewards(score, mask), no_kl)
+
+
+def test_per_token_rewards_sum_to_score_minus_kl():
+    torch.manual_seed(4)
+    score, kl = torch.randn(5), torch.rand(5, 6)
+    mask = (torch.arange(6) < torch.tensor([[6], [5], [3], [1], [2]])).float()
+    total = per_token_rewards(score, mask, kl).sum(-1)
+    torch.testing.assert_close(total, score - (kl * mask).sum(-1))

@@ -1,0 +1,224 @@
+"""Loss pieces: hand values, gradient identities, finite results on degenerate masks."""
+
+import math
+
+import pytest
+import torch
+
+from mathrl.loss import AGGREGATIONS, KL_ESTIMATORS, aggregate, clipped_surrogate, kl, masked_mean, value_loss
+
+LOG = math.log
+
+# --------------------------------------------------------------------------- KL estimators
+
+
+def test_kl_hand_values():
+    # π = .5, π_ref = .25: k1 = log 2 = .693147; k2 = ½ (log 2)² = .240227
+    # k3: x = log(.25/.5) = -log 2 -> e^x - x - 1 = .5 + .693147 - 1 = .193147
+    # π = .25, π_ref = .5: k1 = -.693147; k2 = .240227; k3: x = log 2 -> 2 - .693147 - 1 = .306853
+    logp = torch.tensor([[LOG(0.5), LOG(0.25)]])
+    ref = torch.tensor([[LOG(0.25), LOG(0.5)]])
+    torch.testing.assert_close(kl(logp, ref, "k1"), torch.tensor([[0.693147, -0.693147]]))
+    torch.testing.assert_close(kl(logp, ref, "k2"), torch.tensor([[0.240227, 0.240227]]))
+    torch.testing.assert_close(kl(logp, ref, "k3"), torch.tensor([[0.193147, 0.306853]]))
+
+
+def test_k3_is_nonnegative_and_close_to_k2_for_small_differences():
+    torch.manual_seed(0)
+    logp, ref = torch.randn(50, 40) * 3, torch.randn(50, 40) * 3
+    assert (kl(logp, ref, "k3") >= 0).all()
+    # e^x - x - 1 = x²/2 + x³/6 + ...: relative gap to k2 = x²/2 is about |x|/3 <= .0034
+    small = ref + torch.empty(50, 40).uniform_(-1e-2, 1e-2)
+    rel = (kl(small.double(), ref.double(), "k3") / kl(small.double(), ref.double(), "k2") - 1).abs()
+    assert rel.max() < 4e-3
+
+
+def test_k3_is_finite_when_the_policy_collapses():
+    # log π_ref - log π = 1000 would be exp(1000) = inf; clamped to 20: e^20 - 20 - 1
+    logp = torch.tensor([[-1000.0, 0.0]], requires_grad=True)
+    ref = torch.tensor([[0.0, -1000.0]])
+    out = kl(logp, ref, "k3")
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[0, 0], torch.tensor(math.exp(20) - 21))
+    out.sum().backward()
+    assert torch.isfinite(logp.grad).all()
+
+
+def test_kl_in_reward_and_kl_in_loss_have_the_same_expected_gradient():
+    # Exact enumeration over a 5-way categorical π_θ = softmax(θ) and a fixed π_ref.
+    # On-policy, samples come from π_θ (their probability carries no gradient), so
+    #   k2 in the loss:   Σ_x π(x) ∇ ½ (log π(x) - log π_ref(x))² = E[k1 ∇log π]
+    #   k1 in the reward: REINFORCE with reward -k1 gives E[k1 ∇log π]
+    #   both equal the true ∇ KL(π_θ || π_ref) = ∇ Σ_x π (log π - log π_ref)
+    # whereas k3 in the loss gives ∇ KL(π_ref || π_θ), the *reverse* KL.
+    torch.manual_seed(0)
+    theta = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    ref = torch.log_softmax(torch.randn(5, dtype=torch.float64), -1)
+
+    def grad(objective):
+        (g,) = torch.autograd.grad(objective, theta, retain_graph=True)
+        return g
+
+    logp = torch.log_softmax(theta, -1)
+    p = logp.exp().detach()  # the sampling distribution
+    k2_in_loss = grad((p * kl(logp, ref, "k2")).sum())
+    k1_in_reward = grad((p * kl(logp, ref, "k1").detach() * logp).sum())
+    true_kl = grad((logp.exp() * (logp - ref)).sum())
+    torch.testing.assert_close(k2_in_loss, k1_in_reward)
+    torch.testing.assert_close(k2_in_loss, true_kl)
+    k3_in_loss = grad((p * kl(logp, ref, "k3")).sum())
+    reverse_kl = grad((ref.exp() * (ref - logp)).sum())
+    torch.testing.assert_close(k3_in_loss, reverse_kl)
+    assert not torch.allclose(k3_in_loss, true_kl)
+
+
+def test_kl_registry_names():
+    assert set(KL_ESTIMATORS) == {"k1", "k2", "k3"}
+    with pytest.raises(KeyError):
+        kl(torch.zeros(1, 1), torch.zeros(1, 1), "k4")
+
+
+# --------------------------------------------------------------------------- clipped surrogate
+
+
+def test_clipped_surrogate_hand_values():
+    # ε = .2. ρ = 1.5, A = +1: min(1.5, 1.2) = 1.2 -> loss -1.2, clipped
+    #         ρ = 1.5, A = -1: min(-1.5, -1.2) = -1.5 -> loss 1.5, not clipped
+    #         ρ = .5,  A = -1: min(-.5, -.8) = -.8 -> loss .8, clipped
+    #         ρ = .5,  A = +1: min(.5, .8) = .5 -> loss -.5, not clipped
+    old = torch.zeros(1, 4)
+    logp = torch.tensor([[LOG(1.5), LOG(1.5), LOG(0.5), LOG(0.5)]])
+    adv = torch.tensor([[1.0, -1.0, -1.0, 1.0]])
+    loss, clipped = clipped_surrogate(logp, old, adv, 0.2, 0.2)
+    torch.testing.assert_close(loss, torch.tensor([[-1.2, 1.5, 0.8, -0.5]]))
+    assert clipped.tolist() == [[True, False, True, False]]
+    # DAPO clip-higher, ε_high = .28: ρ = 1.5, A = +1 -> min(1.5, 1.28) = 1.28
+    loss, _ = clipped_surrogate(logp, old, adv, 0.2, 0.28)
+    torch.testing.assert_close(loss[0, 0], torch.tensor(-1.28))
+
+
+def test_clipped_surrogate_broadcasts_sequence_advantages():
+    torch.manual_seed(1)
+    logp, old, adv = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3)
+    per_seq, clip_seq = clipped_surrogate(logp, old, adv, 0.2, 0.3)
+    per_tok, clip_tok = clipped_surrogate(logp, old, adv[:, None].expand(3, 4), 0.2, 0.3)
+    torch.testing.assert_close(per_seq, per_tok)
+    assert per_seq.shape == (3, 4) and torch.equal(clip_seq, clip_tok)
+
+
+def test_clipped_tokens_get_zero_gradient():
+    torch.manual_seed(2)
+    logp = (torch.randn(8, 16) * 0.5).requires_grad_()
+    old, adv = torch.zeros(8, 16), torch.randn(8, 16)
+    loss, clipped = clipped_surrogate(logp, old, adv, 0.2, 0.28)
+    loss.sum().backward()
+    assert 0 < clipped.sum() < clipped.numel()  # the check sees both kinds of token
+    assert (logp.grad[clipped] == 0).all()
+    assert (logp.grad[~clipped] != 0).all()
+    # an unclipped token's gradient is the policy-gradient term -ρ A
+    torch.testing.assert_close(logp.grad[~clipped], (-logp.exp() * adv)[~clipped].detach())
+
+
+def test_on_policy_clipped_surrogate_is_reinforce():
+    # μ = 1 (old_logp = logp.detach(), so ρ = 1 and nothing clips) and β = 0:
+    # ∇ aggregate(clipped_surrogate) = -mean_i 1/|o_i| Σ_t A_i ∇ log π(o_it), checked on θ
+    torch.manual_seed(3)
+    theta = torch.randn(4, 6, 10, requires_grad=True)  # logits over a vocabulary of 10
+    tokens = torch.randint(0, 10, (4, 6))
+    mask = (torch.arange(6) < torch.tensor([[6], [3], [1], [0]])).float()
+    adv = torch.randn(4)
+
+    def logp():
+        return torch.log_softmax(theta, -1).gather(-1, tokens[..., None]).squeeze(-1)  # (N, T)
+
+    lp = logp()
+    loss, clipped = clipped_surrogate(lp, lp.detach(), adv, 0.2, 0.2)
+    (ppo,) = torch.autograd.grad(aggregate(loss, mask, "seq_mean_token_mean"), theta)
+    assert not clipped.any()
+    lengths = mask.sum(-1).clamp(min=1)
+    reinforce_obj = -((adv[:, None] * logp() * mask).sum(-1) / lengths).mean()
+    (reinforce,) = torch.autograd.grad(reinforce_obj, theta)
+    torch.testing.assert_close(ppo, reinforce)
+    assert ppo.abs().sum() > 0
+
+
+# --------------------------------------------------------------------------- value loss
+
+
+def test_value_loss_hand_values():
+    # ε = .2, V_old = .5
+    # V = 1.0, R = 0: V_clip = .7; max((1)², (.7)²) = 1 -> .5
+    # V = 0.0, R = 1: V_clip = .3; max((1)², (.7)²) = 1 -> .5
+    # V = 0.9, R = 1: V_clip = .7; max((.1)², (.3)²) = .09 -> .045 (clipped branch wins)
+    # V = 0.6, R = 1: V_clip = .6; max((.4)², (.4)²) = .16 -> .08
+    # padding -> 0
+    values = torch.tensor([[1.0, 0.0, 0.9, 0.6, 3.0]], requires_grad=True)
+    old = torch.full((1, 5), 0.5)
+    returns = torch.tensor([[0.0, 1.0, 1.0, 1.0, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+    loss = value_loss(values, old, returns, mask, 0.2)
+    torch.testing.assert_close(loss, torch.tensor([[0.5, 0.5, 0.045, 0.08, 0.0]]))
+    loss.sum().backward()
+    # d/dV ½(V - R)² = V - R where the unclipped branch is active; 0 where the clipped one is
+    # (V = .9) and on padding
+    torch.testing.assert_close(values.grad, torch.tensor([[1.0, -1.0, 0.0, -0.4, 0.0]]))
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+X = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+M = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def test_aggregate_hand_values():
+    # seq_mean_token_mean: row means (1+2)/2 = 1.5 and 4/1 = 4 -> (1.5 + 4)/2 = 2.75
+    # token_mean: (1 + 2 + 4) / 3 tokens = 7/3
+    # seq_mean_token_sum_norm, max_len 4: row sums 3/4 and 4/4 -> (.75 + 1)/2 = .875
+    torch.testing.assert_close(aggregate(X, M, "seq_mean_token_mean"), torch.tensor(2.75))
+    torch.testing.assert_close(aggregate(X, M, "token_mean"), torch.tensor(7 / 3))
+    torch.testing.assert_close(aggregate(X, M, "seq_mean_token_sum_norm", max_len=4), torch.tensor(0.875))
+
+
+def test_masked_mean_hand_values():
+    # (1 + 2 + 4) / 3 = 7/3; an empty mask gives 0
+    torch.testing.assert_close(masked_mean(X, M), torch.tensor(7 / 3))
+    assert masked_mean(X, torch.zeros_like(M)).item() == 0.0
+
+
+@pytest.mark.parametrize("mode", list(AGGREGATIONS))
+def test_aggregate_is_finite_on_empty_rows_and_ignores_padding(mode):
+    x = torch.tensor([[1.0, float("nan")], [float("inf"), -float("inf")]], requires_grad=True)
+    one_empty = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # an empty completion in the batch
+    out = aggregate(x, one_empty, mode, max_len=2)
+    assert torch.isfinite(out)
+    out.backward()
+    assert torch.isfinite(x.grad).all()
+    # every row empty (all completions truncated to nothing): 0, not NaN
+    assert aggregate(x, torch.zeros(2, 2), mode, max_len=2).item() == 0.0
+
+
+def test_empty_rows_weigh_in_the_sequence_mean():
+    # row means 1.5 and 0 (empty) -> 0.75: an empty completion counts as a sequence with loss 0
+    mask = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    torch.testing.assert_close(aggregate(X, mask, "seq_mean_token_mean"), torch.tensor(0.75))
+
+
+def test_seq_mean_token_sum_norm_needs_max_len():
+    with pytest.raises(ValueError):
+        aggregate(X, M, "seq_mean_token_sum_norm")
+
+
+@pytest.mark.parametrize("mode", list(AGGREGATIONS))
+def test_aggregate_matches_loop_reference(mode):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 7, generator=gen, dtype=torch.float64)
+    lengths = [7, 4, 1, 0, 2]
+    mask = (torch.arange(7) < torch.tensor(lengths)[:, None]).double()
+    rows = [x[i, :n].tolist() for i, n in enumerate(lengths)]
+    want = {
+        "seq_mean_token_mean": sum(sum(r) / len(r) if r else 0.0 for r in rows) / len(rows),
+        "token_mean": sum(sum(r) for r in rows) / sum(lengths),
+        "seq_mean_token_sum_norm": sum(sum(r) / 7 for r in rows) / len(rows),
+    }[mode]
+    assert aggregate(x, mask, mode, max_len=7).item() == pytest.approx(want, abs=1e-12)

@@ -1,0 +1,72 @@
+import torch
+
+from mathrl.logprobs import completion_logprobs
+from mathrl.rollout import completion_mask_after_eos, hf_generate, merge_groups, teacher_forced_batch
+from mathrl.types import Problem
+
+
+def chat(text, i=0):
+    return Problem(id=str(i), question=text, gold="5", messages=[{"role": "user", "content": text}])
+
+
+def test_completion_mask_stops_after_first_eos():
+    ids = torch.tensor([[5, 6, 2, 7, 2], [5, 6, 7, 8, 9], [2, 0, 0, 0, 0]])
+    mask, truncated = completion_mask_after_eos(ids, [2])
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]]
+    assert truncated.tolist() == [False, True, False]
+
+
+def test_groups_are_contiguous_and_shapes_consistent(tiny):
+    model, tok = tiny
+    torch.manual_seed(0)
+    batch = hf_generate(model, tok, [chat("What is 2+3?"), chat("Hi", 1)], 3, 10)
+    assert batch.size == 6 and [p.id for p in batch.problems] == ["0"] * 3 + ["1"] * 3
+    T = batch.input_ids.shape[1] - batch.prompt_len
+    assert batch.completion_mask.shape == (6, T) and batch.attention_mask.shape == batch.input_ids.shape
+    # the prompt part of the attention mask counts exactly the real prompt tokens
+    assert batch.prompt_tokens == int(batch.attention_mask[:, :batch.prompt_len].sum())
+
+
+def test_left_padding_does_not_change_greedy_output(tiny):
+    model, tok = tiny
+    alone = hf_generate(model, tok, [chat("Hi")], 1, 8, greedy=True)
+    padded = hf_generate(model, tok, [chat("Hi"), chat("A much longer question, padded", 1)], 1, 8, greedy=True)
+    assert alone.completions[0] == padded.completions[0]
+
+
+def test_logprobs_match_an_unpadded_forward(tiny):
+    model, tok = tiny
+    torch.manual_seed(1)
+    batch = hf_generate(model, tok, [chat("What is 2+3?"), chat("Hi", 1)], 2, 8)
+    logp = completion_logprobs(model, batch, temperature=1.0, micro_batch_size=3)["logp"]
+    for i in range(batch.size):
+        keep = batch.attention_mask[i].bool()
+        ids = batch.input_ids[i][keep].unsqueeze(0)
+        plen = int(batch.attention_mask[i, :batch.prompt_len].sum())
+        T = int(batch.completion_mask[i].sum())
+        logits = model(ids).logits[0].float()
+        ref = torch.log_softmax(logits[plen - 1:plen - 1 + T], -1).gather(-1, ids[0, plen:plen + T, None]).squeeze(-1)
+        assert torch.allclose(ref, logp[i, :T], atol=1e-4)
+        assert torch.all(logp[i, T:] == 0)  # masked beyond EOS
+
+
+def test_teacher_forced_batch_appends_eos(tiny):
+    model, tok = tiny
+    batch = teacher_forced_batch(tok, [chat("Q")], ["#### 5"], "cpu")
+    T = int(batch.completion_mask.sum())
+    assert T == len("#### 5") + 1  # char-level tokens + EOS
+    assert batch.completion_ids[0, T - 1] == tok.eos_token_id
+
+
+def test_merge_groups_keeps_rows_and_repads(tiny):
+    model, tok = tiny
+    torch.manual_seed(0)
+    a = hf_generate(model, tok, [chat("Hi"), chat("Longer prompt here", 1)], 2, 5)
+    b = hf_generate(model, tok, [chat("Another", 2)], 2, 9)
+    merged = merge_groups([(a, 1), (b, 0)], tok.pad_token_id)
+    assert [p.id for p in merged.problems] == ["1", "1", "2", "2"]
+    assert merged.completions == a.completions[2:4] + b.completions[0:2]
+    # the real tokens of each row survive re-padding
+    for row, (src, r) in enumerate([(a, 2), (a, 3), (b, 0), (b, 1)]):
+        assert merged.input_ids[row][merged.attention_mask[row].bool()].tolist() == \
+            src.input_ids[r][src.attention_mask[r].bool()].tolist()
