@@ -71,6 +71,7 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
         kl_tok = kl(logp, inputs.ref_logp[rows], hp.kl_estimator)  # (n, T)
         per_token = per_token + hp.kl_coef_in_loss * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
+        terms["kl/mean"] = masked_mean(kl_tok, mask)  # per-token KL, comparable across presets
     if hp.entropy_coef > 0:
         per_token = per_token - hp.entropy_coef * out["entropy"]
         terms["entropy/mean"] = (out["entropy"] * mask).sum() / mask.sum().clamp(min=1)
