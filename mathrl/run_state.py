@@ -20,10 +20,10 @@ from typing import Any
 import torch
 
 from mathrl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
-from mathrl.compute import ComputeMeter, forward_flops, generation_flops, train_flops
+from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.config import RunConfig
 from mathrl.evaluate import evaluate
-from mathrl.models import count_parameters, load_model, reference_context, save_final
+from mathrl.models import load_model, reference_context, save_final
 from mathrl.results import RunDir, environment_info
 from mathrl.tasks import get_task
 from mathrl.update import UpdateParams
@@ -211,7 +211,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
         overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
         sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed + accelerator.process_index)),
-        meter=ComputeMeter(), n_params=count_parameters(accelerator.unwrap_model(model), exclude_embeddings=True),
+        meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
         consecutive_skips=0, last_metrics={}, start_time=time.time(),
     )
@@ -236,7 +236,7 @@ def run_config_record(state: RunState) -> dict[str, Any]:
     return {**cfg.to_dict(), "resolved": {
         "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
         "task": f"{task.name}@{task.version}", "n_train_problems": len(state.train_problems),
-        "n_eval_problems": len(state.eval_problems), "n_params_non_embedding": state.n_params,
+        "n_eval_problems": len(state.eval_problems), "n_params_flop": state.n_params,
         "world_size": state.accelerator.num_processes, "device": str(state.device)},
         "preset_doc": (PRESETS[cfg.algo].__doc__ or "").strip().splitlines()[0],
         "environment": environment_info()}
@@ -288,7 +288,7 @@ def restore(state: RunState) -> None:
     state.generator.set_state(saved["generator"])
     set_rng_state(saved["rng"])
     state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
-    state.run.truncate_metrics(state.step)  # steps logged after this checkpoint are redone
+    state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
 
 
 # ---- eval, samples, the end -------------------------------------------------------------------

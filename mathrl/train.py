@@ -75,7 +75,7 @@ def train_step(state: RunState) -> dict[str, float]:
     with meter.phase("update"):
         update_metrics = policy_update(state.model, state.value_head, state.optimizer, state.scheduler,
                                        state.accelerator, batch, inputs, state.update_params, state.generator)
-    meter.add_tokens("trained", int(batch.attention_mask.sum()))
+    meter.add_tokens("trained", int(batch.attention_mask.sum()) * cfg.ppo_epochs)  # every epoch re-trains them
     meter.add_flops(state.flops_for_update(batch))
     write_samples(state, batch, rewards)
     return {**metrics, **adv_metrics, **update_metrics, **rollout_metrics(batch)}

@@ -1,0 +1,134 @@
+"""pass@k / maj@k against brute force and hand cases; stderr and CIs against hand arithmetic."""
+
+import itertools
+import math
+import random
+
+import pytest
+
+from mathrl.metrics import (
+    bootstrap_ci,
+    maj_at_k,
+    mean_ci95,
+    mean_stderr,
+    pass_at_k,
+    t_critical_95,
+)
+
+
+def _pass_at_k_brute(n: int, c: int, k: int) -> float:
+    """Fraction of all k-subsets of n samples (the first c correct) holding a correct one."""
+    subsets = list(itertools.combinations(range(n), k))
+    return sum(any(i < c for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", range(1, 9))
+def test_pass_at_k_matches_enumeration_of_subsets(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(_pass_at_k_brute(n, c, k), abs=1e-12)
+
+
+def test_pass_at_k_edge_cases():
+    assert pass_at_k(10, 0, 5) == 0.0  # nothing correct
+    assert pass_at_k(10, 10, 1) == 1.0  # everything correct
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)  # pass@1 is the plain accuracy
+    assert pass_at_k(10, 6, 5) == 1.0  # only 4 wrong: any 5 contain a correct one
+    # n = 1000 overflows the naive binomial ratio in floats; the product form stays exact:
+    # 1 - C(999, 100)/C(1000, 100) = 100/1000.
+    assert pass_at_k(1000, 1, 100) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("n,c,k", [(4, 1, 5), (4, 5, 1), (4, -1, 1), (4, 1, 0)])
+def test_pass_at_k_rejects_invalid(n, c, k):
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)
+
+
+def test_maj_at_k_plain_majority():
+    answers = ["3", "4", "4", "3", "4"]
+    correct = [True, False, False, True, False]
+    assert maj_at_k(answers, correct, 5) == 0.0  # "4" has 3 votes
+    assert maj_at_k(answers, correct, 1) == 1.0  # only the first sample votes
+    # first 4: "3" x2 vs "4" x2 is a tie, "3" appeared first
+    assert maj_at_k(answers, correct, 4) == 1.0
+
+
+def test_maj_at_k_tie_goes_to_earliest_class():
+    assert maj_at_k(["a", "b"], [False, True], 2) == 0.0
+    assert maj_at_k(["b", "a"], [True, False], 2) == 1.0
+    # three-way tie among later answers: the class first seen wins, regardless of order of
+    # its later members
+    answers = ["x", "y", "z", "z", "y", "x"]
+    assert maj_at_k(answers, [False, True, True, True, True, False], 6) == 0.0
+
+
+def test_maj_at_k_none_never_wins():
+    # None appears three times but does not vote; "7" wins with one vote
+    assert maj_at_k([None, None, "7", None], [False, False, True, False], 4) == 1.0
+    assert maj_at_k([None, None], [False, False], 2) == 0.0
+
+
+def test_maj_at_k_pools_equivalent_answers():
+    answers = ["1/2", "0.7", "0.5", "0.7", ".5"]
+    correct = [True, False, True, False, True]
+    # exact strings: "0.7" has 2 votes, each spelling of one half has 1
+    assert maj_at_k(answers, correct, 5) == 0.0
+
+    def numeric(a, b):
+        return abs(eval(a) - eval(b)) < 1e-9  # test-only stand-in for the SymPy verifier
+
+    # pooled: one half has 3 votes
+    assert maj_at_k(answers, correct, 5, equivalent=numeric) == 1.0
+
+
+def test_maj_at_k_rejects_invalid():
+    with pytest.raises(ValueError):
+        maj_at_k(["1"], [True, False], 1)
+    with pytest.raises(ValueError):
+        maj_at_k(["1", "2"], [True, False], 3)
+
+
+def test_mean_stderr_by_hand():
+    # mean 2, deviations (-1, 0, 1): sample variance 2/2 = 1, stderr 1/sqrt(3)
+    mean, se = mean_stderr([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    assert se == pytest.approx(1 / math.sqrt(3))
+    mean, se = mean_stderr([5.0])
+    assert mean == 5.0 and math.isnan(se)
+    with pytest.raises(ValueError):
+        mean_stderr([])
+
+
+def test_mean_ci95_uses_student_t():
+    # [0, 2]: mean 1, sample std sqrt(2), stderr 1, df 1 -> half-width t = 12.706
+    mean, hw = mean_ci95([0.0, 2.0])
+    assert mean == 1.0 and hw == pytest.approx(12.706)
+    # [0.5, 0.6, 0.7]: stderr 0.1/sqrt(3), df 2 -> 4.303 * 0.057735 = 0.24843
+    mean, hw = mean_ci95([0.5, 0.6, 0.7])
+    assert mean == pytest.approx(0.6) and hw == pytest.approx(0.24843, abs=1e-5)
+    assert math.isnan(mean_ci95([0.3])[1])
+
+
+def test_t_table_monotone_and_falls_back_to_normal():
+    ts = [t_critical_95(df) for df in range(1, 31)]
+    assert all(a > b for a, b in zip(ts, ts[1:]))
+    assert ts[-1] > 1.96
+    assert t_critical_95(31) == 1.96 and t_critical_95(1000) == 1.96
+    with pytest.raises(ValueError):
+        t_critical_95(0)
+
+
+def test_bootstrap_ci_brackets_mean_and_is_reproducible():
+    rng = random.Random(1)
+    xs = [rng.gauss(3.0, 1.0) for _ in range(200)]
+    lo, hi = bootstrap_ci(xs, seed=7)
+    mean, se = mean_stderr(xs)
+    assert lo < mean < hi
+    # percentile bootstrap of a mean of 200 normals ~ mean +- 1.96 se
+    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.2)
+    assert bootstrap_ci(xs, seed=7) == (lo, hi)
+    assert bootstrap_ci(xs, seed=8) != (lo, hi)
+    assert bootstrap_ci([4.0, 4.0, 4.0]) == (4.0, 4.0)
+    lo90, hi90 = bootstrap_ci(xs, conf=0.9, seed=7)
+    assert lo < lo90 < hi90 < hi
