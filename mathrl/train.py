@@ -174,8 +174,8 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
     if kl_tok is not None:
         metrics["kl/mean"] = float(kl_tok.sum() / batch.completion_mask.sum().clamp(min=1))
     if cfg.loss == "sft":
-        adv = torch.zeros_like(mask)  # unused by the SFT loss
-    elif cfg.advantage == "gae":
+        return UpdateInputs(torch.zeros_like(mask), mask), metrics  # no advantages: -log p of solutions
+    if cfg.advantage == "gae":
         token_rewards = per_token_rewards(rewards, batch.completion_mask,
                                           None if kl_tok is None else cfg.kl_coef * kl_tok)  # (N, T)
         adv, returns = gae(token_rewards, old["values"], batch.completion_mask, cfg.gamma, cfg.lam)  # (N, T)

@@ -80,7 +80,7 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
         v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
         terms["loss/value"] = masked_mean(v_tok, mask)
         loss = loss + hp.vf_coef * terms["loss/value"]
-    return loss * weight, {k: float(v) for k, v in terms.items()}
+    return loss * weight, {k: float(v.detach()) for k, v in terms.items()}
 
 
 def _weights(mask: torch.Tensor, micro: list[slice], mode: str) -> list[float]:

@@ -9,23 +9,54 @@ from mathrl.config import build_config
 from mathrl.presets import PRESETS
 from mathrl.train import train
 
-TINY = {"model": "tiny", "task": "arithmetic", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "12",
-        "eval_limit": "4", "eval_every": "2", "lr": "1e-3", "samples_every": "1", "checkpoint_every": "2"}
+TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "12",
+        "eval_limit": "4", "eval_every": "2", "lr": "1e-3", "samples_every": "1", "checkpoint_every": "2",
+        "format_reward": "0.5"}
+
+# A random tiny model never writes "#### N", but it emits digits: graded by the last number
+# against a one-digit gold, with the explicit format bonus (format_reward) for any extracted
+# number, rewards differ within groups, so advantages and every gradient are non-zero — a
+# real learning signal without a pretrained model.
+DIGIT_TASK = """
+name: digit
+version: 1
+description: Say a digit (end-to-end test task).
+citation: ""
+source:
+  type: jsonl
+  files: {train: "digit.jsonl", test: "digit.jsonl"}
+fields: {question: q, answer: a}
+prompt: {format: chat, user: "{question}", answer_format: "{answer}"}
+grader: {extractor: last_number, mode: numeric}
+generation: {max_new_tokens: 12}
+examples:
+  - {completion: "x7", gold: "7", correct: true}
+  - {completion: "x8", gold: "7", correct: false}
+"""
 
 
-def run(tmp_path, algo="grpo", steps=3, **extra):
-    cfg = build_config(algo, None, {**TINY, "max_steps": str(steps), "output": str(tmp_path / algo), **extra})
-    return train(cfg, progress=False)
+@pytest.fixture(scope="module")
+def digit_tasks(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tasks")
+    (folder / "digit.yaml").write_text(DIGIT_TASK)
+    (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(10)))
+    return folder
 
 
-def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path):
+def run(tmp_path, digit_tasks, algo="grpo", steps=3, **extra):
+    overrides = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
+                 "output": str(tmp_path / algo), **extra}
+    return train(build_config(algo, None, overrides), progress=False)
+
+
+def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path, digit_tasks):
     from transformers import AutoModelForCausalLM
 
     from mathrl.models import load_model
 
-    run_dir = run(tmp_path)
+    run_dir = run(tmp_path, digit_tasks)
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["algo"] == "grpo" and config["resolved"]["task"].startswith("arithmetic@")
+    assert config["algo"] == "grpo" and config["resolved"]["task"] == "digit@1"
     assert "torch" in json.dumps(config["environment"])
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in rows if "reward/mean" in r]
@@ -34,7 +65,8 @@ def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path)
                 "rollout/truncated_frac", "time/step_s", "tokens/generated", "tokens/trained", "flops/cumulative",
                 "optim/grad_norm"]:
         assert all(key in r for r in steps), key
-    assert any("eval/arithmetic/acc" in r and r["step"] == 0 for r in rows)  # step-0 baseline
+    assert any(r["reward/std"] > 0 for r in steps)  # a real learning signal reached the update
+    assert any("eval/digit/acc" in r and r["step"] == 0 for r in rows)  # step-0 baseline
     assert list((run_dir / "eval").glob("*.json")) and list((run_dir / "samples").glob("*.jsonl"))
     sample = json.loads((next((run_dir / "samples").glob("train-*.jsonl"))).read_text().splitlines()[0])
     assert {"prompt", "completion", "extracted", "gold", "correct", "reward"} <= set(sample)
@@ -46,14 +78,9 @@ def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path)
     assert not unchanged, f"parameters that did not change: {unchanged}"
 
 
-def test_kl_metric_present_even_when_kl_is_in_the_loss(tmp_path):
-    rows = [json.loads(x) for x in (run(tmp_path, steps=1) / "metrics.jsonl").read_text().splitlines()]
-    assert any(r.get("loss/kl") is not None for r in rows)
-
-
 @pytest.mark.parametrize("algo", sorted(PRESETS))
-def test_every_preset_runs_two_steps(tmp_path, algo):
-    run_dir = run(tmp_path, algo, steps=2, eval_every="0", checkpoint_every="0")
+def test_every_preset_runs_two_steps(tmp_path, digit_tasks, algo):
+    run_dir = run(tmp_path, digit_tasks, algo, steps=2, eval_every="0", checkpoint_every="0", eval_limit="2")
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     trained = [r for r in rows if "loss/policy" in r]
     assert len(trained) == 2 and all(r["loss/policy"] == r["loss/policy"] for r in trained)  # not NaN
