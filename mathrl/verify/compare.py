@@ -1,0 +1,238 @@
+"""Equivalence of two parsed answers, cheapest test first.
+
+Scalars: identical trees -> exact rational value (Fraction) -> numeric probe at random points
+-> SymPy in the worker process (only when the probe cannot decide). Structures: tuples and
+intervals are ordered and keep their brackets, sets and bare lists of solutions are
+unordered, `\\pm` expands into both answers, `x = 3` matches `3`, `y = 2x+1` matches
+`2x+1 = y`, matrices compare entry by entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from mathrl.verify import exact, probe
+from mathrl.verify.limits import MAX_PLUS_MINUS, TooLarge
+from mathrl.verify.numbers import close
+from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, walk
+from mathrl.verify.worker import POOL, WorkerTimeout
+
+CACHE_SIZE = 8192  # symbolic verdicts kept (a GRPO group repeats the same answers)
+
+
+@dataclass(frozen=True)
+class Budget:
+    rel_tol: float
+    deadline: float  # time.monotonic() after which symbolic work is a timeout
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+# ---- symbolic tier: the worker, behind an LRU cache -------------------------------------------
+
+class _Cache:
+    def __init__(self, size: int):
+        self.size, self.data, self.lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            if key in self.data:
+                self.data.move_to_end(key)
+                return self.data[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+SYMBOLIC_CACHE = _Cache(CACHE_SIZE)
+
+
+def symbolic_equal(a: tuple, b: tuple, rel_tol: float, approximate: bool, timeout: float) -> bool:
+    """SymPy's verdict under a hard wall-clock limit (raises WorkerTimeout / WorkerCrashed)."""
+    key = (a, b, rel_tol if approximate else 0.0)
+    cached = SYMBOLIC_CACHE.get(key)
+    if cached is not None:
+        return cached
+    reply = POOL.request({"a": a, "b": b, "rel_tol": rel_tol, "approximate": approximate}, timeout)
+    verdict = bool(reply.get("equal", False))  # a SymPy error is "not shown equal"
+    SYMBOLIC_CACHE.put(key, verdict)
+    return verdict
+
+
+# ---- scalars ----------------------------------------------------------------------------------
+
+def _infinity_sign(node: tuple) -> int | None:
+    signs = {("const", "inf"): 1, ("neg", ("const", "inf")): -1}
+    return signs.get(node)
+
+
+def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
+    if a == b:
+        return True
+    if has_constant(a, "inf") or has_constant(b, "inf"):  # only ±inf itself is meaningful here
+        sign = _infinity_sign(a)
+        return sign is not None and sign == _infinity_sign(b)
+    approximate = is_approximate(a) or is_approximate(b)
+    va, vb = exact.try_value(a), exact.try_value(b)
+    if va is not None and vb is not None:
+        return close(va, vb, approximate, budget.rel_tol)
+    verdict = probe.agree(a, b, budget.rel_tol)
+    if verdict is not None:
+        return verdict
+    if budget.remaining() <= 0:
+        raise WorkerTimeout()
+    return symbolic_equal(a, b, budget.rel_tol, approximate, budget.remaining())
+
+
+# ---- structures -------------------------------------------------------------------------------
+
+def _variants(node: tuple) -> list[tuple]:
+    """Every reading of an expression with `\\pm`: a ± b -> [a + b, a - b]."""
+    tag = node[0]
+    if tag in ("num", "dec", "sym", "const"):
+        return [node]
+    head = node[:2] if tag == "fn" else node[:1]
+    options = [_variants(child) for child in node[len(head):]]
+    out = [head + combo for combo in itertools.product(*options)]
+    if tag == "pm":
+        out = [("add",) + o[1:] for o in out] + [("sub",) + o[1:] for o in out]
+    return out
+
+
+def expand_pm(node: tuple) -> tuple:
+    """Replace `\\pm` by the unordered list of both answers (in sets: both elements)."""
+    count = sum(n[0] == "pm" for n in walk(node))
+    if count == 0:
+        return node
+    if count > MAX_PLUS_MINUS:
+        raise TooLarge("too many \\pm")
+    if node[0] == "eq" and node[1][0] == "sym":
+        return ("seq", "", "", tuple(("eq", node[1], v) for v in _variants(node[2])))
+    if node[0] == "seq" and node[1] in ("{", ""):
+        items = tuple(v for item in node[3] for v in _listed(expand_pm(item)))
+        return ("seq", node[1], node[2], items)
+    if node[0] in STRUCTURES:
+        return node  # a ± inside a tuple or matrix has no single reading: compare as written
+    variants = _variants(node)
+    return ("seq", "", "", tuple(variants)) if len(variants) > 1 else variants[0]
+
+
+def _listed(node: tuple) -> tuple:
+    return node[3] if node[0] == "seq" and node[1] == "" else (node,)
+
+
+def _match_unordered(xs, ys, budget: Budget) -> bool:
+    if len(xs) != len(ys):
+        return False
+    unused = list(ys)
+    for x in xs:
+        hit = next((k for k, y in enumerate(unused) if value_equal(x, y, budget)), None)
+        if hit is None:
+            return False
+        unused.pop(hit)
+    return True
+
+
+def _match_ordered(xs, ys, budget: Budget) -> bool:
+    return len(xs) == len(ys) and all(value_equal(x, y, budget) for x, y in zip(xs, ys))
+
+
+def _seq_seq(a: tuple, b: tuple, budget: Budget) -> bool:
+    unordered_a, unordered_b = a[1] in ("{", ""), b[1] in ("{", "")
+    if unordered_a and unordered_b:
+        return _match_unordered(a[3], b[3], budget)
+    brackets_a, brackets_b = (a[1], a[2]), (b[1], b[2])
+    if not unordered_a and not unordered_b:
+        # Two items: an interval, where ( vs [ is the answer. Longer: a tuple, either bracket.
+        if len(a[3]) == 2 and brackets_a != brackets_b:
+            return False
+        return _match_ordered(a[3], b[3], budget)
+    bare, other = (a, b) if a[1] == "" else (b, a)
+    if bare[1] == "" and (other[1], other[2]) == ("(", ")"):  # "1, 2" for the point (1, 2)
+        return _match_ordered(a[3], b[3], budget)
+    return False
+
+
+def _seq_other(seq: tuple, other: tuple, budget: Budget) -> bool:
+    """A one-element set or list is its element: `\\{5\\}` == `5`."""
+    return seq[1] in ("{", "") and len(seq[3]) == 1 and value_equal(seq[3][0], other, budget)
+
+
+def _variable_side(node: tuple) -> bool:
+    return node[0] == "sym" or (node[0] == "seq" and all(x[0] == "sym" for x in node[3]))
+
+
+def _eq_eq(a: tuple, b: tuple, budget: Budget) -> bool:
+    (la, ra), (lb, rb) = a[1:], b[1:]
+    if value_equal(la, lb, budget) and value_equal(ra, rb, budget):
+        return True
+    if value_equal(la, rb, budget) and value_equal(ra, lb, budget):
+        return True
+    if any(n[0] in STRUCTURES for n in (la, ra, lb, rb)):
+        return False
+    # Same equation rearranged: 5x - 7y = -4 vs 5x - 7y + 4 = 0 (difference equal up to sign).
+    da, db = ("sub", la, ra), ("sub", lb, rb)
+    return scalar_equal(da, db, budget) or scalar_equal(da, ("neg", db), budget)
+
+
+def _eq_other(eq: tuple, other: tuple, budget: Budget) -> bool:
+    """`x = 3` vs `3`: only when one side of the equation is just the variable(s)."""
+    if _variable_side(eq[1]):
+        return value_equal(eq[2], other, budget)
+    if _variable_side(eq[2]):
+        return value_equal(eq[1], other, budget)
+    return False
+
+
+def _shape(matrix: tuple) -> tuple[int, int]:
+    return len(matrix[1]), len(matrix[1][0])
+
+
+def _matrix_matrix(a: tuple, b: tuple, budget: Budget) -> bool:
+    return _shape(a) == _shape(b) and all(
+        _match_ordered(ra, rb, budget) for ra, rb in zip(a[1], b[1]))
+
+
+def _matrix_seq(m: tuple, seq: tuple, budget: Budget) -> bool:
+    """A column or row vector written as a tuple: `\\begin{pmatrix}1\\\\2\\end{pmatrix}` vs (1, 2)."""
+    rows = m[1]
+    flat = [r[0] for r in rows] if len(rows[0]) == 1 else list(rows[0]) if len(rows) == 1 else None
+    return flat is not None and seq[1] in ("(", "[", "") and _match_ordered(flat, seq[3], budget)
+
+
+def _kind(node: tuple) -> str:
+    return node[0] if node[0] in STRUCTURES else "expr"
+
+
+_PAIRS = {
+    ("expr", "expr"): scalar_equal,
+    ("seq", "seq"): _seq_seq,
+    ("seq", "expr"): _seq_other,
+    ("expr", "seq"): lambda a, b, t: _seq_other(b, a, t),
+    ("eq", "eq"): _eq_eq,
+    ("eq", "expr"): _eq_other,
+    ("expr", "eq"): lambda a, b, t: _eq_other(b, a, t),
+    ("eq", "seq"): _eq_other,
+    ("seq", "eq"): lambda a, b, t: _eq_other(b, a, t),
+    ("union", "union"): lambda a, b, t: _match_unordered(a[1], b[1], t),
+    ("matrix", "matrix"): _matrix_matrix,
+    ("matrix", "seq"): _matrix_seq,
+    ("seq", "matrix"): lambda a, b, t: _matrix_seq(b, a, t),
+    ("rel", "rel"): lambda a, b, t: a[1] == b[1] and _match_ordered(a[2], b[2], t),
+}
+
+
+def value_equal(a: tuple, b: tuple, budget: Budget) -> bool:
+    """Are two answer trees the same answer? Raises WorkerTimeout / TooLarge."""
+    a, b = expand_pm(a), expand_pm(b)
+    rule = _PAIRS.get((_kind(a), _kind(b)))
+    return rule is not None and rule(a, b, budget)

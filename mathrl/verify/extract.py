@@ -1,0 +1,132 @@
+"""Extractors: find the final answer in a completion. Named, chosen per task (EXTRACTORS).
+
+All of them scan the whole completion (no length cut that could drop a late answer) and
+take the *last* marker, since models restate and correct themselves before concluding.
+They return the raw answer text; normalize.py cleans it.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mathrl.verify.latex import command_argument
+
+_GSM8K = re.compile(r"####\s*\$?\s*(-?[\d.,]*\d)")
+
+
+def gsm8k(completion: str) -> str | None:
+    """`#### N`, the rule of openai/grade-school-math (`#### (\\-?[0-9\\.\\,]+)`, commas dropped).
+
+    Deviations: the reference takes the first match (`re.search`); we take the last, so a
+    corrected final line wins. We also accept `#### $18` and drop a trailing period.
+    Text after the number is fine (the bug that scored `#### 18 dollars` as 0).
+    """
+    pos = len(completion)
+    while (i := completion.rfind("####", 0, pos)) >= 0:
+        m = _GSM8K.match(completion, i)
+        if m:
+            return m.group(1).replace(",", "")
+        pos = i
+    return None
+
+
+def _box_commands(completion: str):
+    """(start, name length) of every `\\boxed` / `\\fbox`, last first; each rfind resumes
+    where the previous one stopped, so the whole scan is linear."""
+    b, f = completion.rfind("\\boxed"), completion.rfind("\\fbox")
+    while b >= 0 or f >= 0:
+        if b > f:
+            yield b, len("\\boxed")
+            b = completion.rfind("\\boxed", 0, b)
+        else:
+            yield f, len("\\fbox")
+            f = completion.rfind("\\fbox", 0, f)
+
+
+def boxed(completion: str) -> str | None:
+    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (nested braces kept whole)."""
+    stop = len(completion)
+    for start, name_length in _box_commands(completion):
+        arg = command_argument(completion, start + name_length, stop)
+        if arg is not None and arg[0].strip():
+            return arg[0].strip()
+        if arg is None:
+            # Truncated box: an earlier box still open here cannot close either, so later
+            # scans stop at its start (keeps `\\boxed{` * 100,000 linear, not quadratic).
+            stop = start
+    return None
+
+
+_ANSWER_IS = re.compile(r"answer is\s*:?\s*", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
+
+
+def _answer_text(rest: str) -> str | None:
+    """The answer that starts a line's remainder: a box if there is one, else up to the full stop."""
+    line = rest.split("\n", 1)[0]
+    inner = boxed(line)
+    if inner is not None:
+        return inner
+    end = _SENTENCE_END.search(line)
+    answer = (line[: end.start()] if end else line).strip().strip("*").strip()
+    return answer or None
+
+
+def answer_is(completion: str) -> str | None:
+    """The text after the last "the answer is" (Minerva / lm-eval few-shot format)."""
+    last = None
+    for last in _ANSWER_IS.finditer(completion):
+        pass
+    return None if last is None else _answer_text(completion[last.end():])
+
+
+_ANSWER_COLON = re.compile(
+    r"^[ \t*#>_]*(?:[Ff]inal [Aa]nswer|[Aa]nswer|ANSWER|A)[ \t*]*:[ \t*]*(?=\S)", re.MULTILINE)
+
+
+def answer_colon(completion: str) -> str | None:
+    """The rest of the last line that starts with "Answer:", "Final Answer:" or "A:"."""
+    last = None
+    for last in _ANSWER_COLON.finditer(completion):
+        pass
+    return None if last is None else _answer_text(completion[last.end():])
+
+
+_NUMBER = re.compile(r"(?:(?<![\w.\-])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
+                     r"|(?:(?<![\w.\-])-)?\.\d+")
+_TAIL = 4096  # look at the end first; the whole text only when the end has no number
+
+
+def last_number(completion: str) -> str | None:
+    """The last number in the text (lm-eval's "flexible-extract"), thousands commas dropped."""
+    for text in (completion[-_TAIL:], completion) if len(completion) > _TAIL else (completion,):
+        last = None
+        for last in _NUMBER.finditer(text):
+            pass
+        if last is not None:
+            return last.group(0).replace(",", "")
+    return None
+
+
+def auto(completion: str) -> str | None:
+    """The first of boxed, gsm8k, answer_is, answer_colon, last_number that finds an answer.
+
+    Explicit markers beat phrases, phrases beat the bare last number (the fallback that can
+    pick up a stray number, so it comes last).
+    """
+    for extractor in (boxed, gsm8k, answer_is, answer_colon, last_number):
+        answer = extractor(completion)
+        if answer is not None:
+            return answer
+    return None
+
+
+EXTRACTORS = {"gsm8k": gsm8k, "boxed": boxed, "answer_is": answer_is,
+              "answer_colon": answer_colon, "last_number": last_number, "auto": auto}
+
+
+def extract(completion: str, extractor: str = "auto") -> str | None:
+    """The final answer found by the named extractor, or None."""
+    if extractor not in EXTRACTORS:
+        raise ValueError(f"unknown extractor {extractor!r}; choose from {sorted(EXTRACTORS)}")
+    return EXTRACTORS[extractor](completion)
