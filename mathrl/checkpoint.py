@@ -2,24 +2,33 @@
 
 A checkpoint is a folder `checkpoints/step-<N>/` holding `state.pt` (model, value head,
 reference if it drifted from the base, optimizer, scheduler, RNG states of python, numpy and
-torch, the prompt sampler position, the compute meter, the step) and `COMPLETE`, written last.
-It is written into a temporary folder and renamed into place, so a crash mid-write never
-leaves something that looks complete. On load, folders without `COMPLETE` or whose state
-fails to load are reported and skipped in favour of the previous one.
+torch, the prompt sampler position, the compute meter, the step) and `COMPLETE`, written last
+(JSON: the step and the size of state.pt). It is written into a temporary folder and renamed
+into place, so a crash mid-write never leaves something that looks complete. On load, a
+folder is validated (marker present, state.pt of the recorded size, loads, holds the recorded
+step); one that fails is reported and skipped in favour of the previous one.
+
+SIGINT (Ctrl-C) during training is deferred by `DeferredInterrupt`: the step in flight
+finishes, the trainer saves a checkpoint and stops. Stopping mid-step instead would leave
+the model, optimizer and RNG streams halfway through a step, a state no checkpoint can name.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import torch
 
 COMPLETE = "COMPLETE"
+_TMP_PREFIX = ".tmp-step-"
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,20 +53,34 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(checkpoints_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Atomically write `state` as checkpoint `step`; keep only the newest `keep`."""
     checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    final = checkpoints_dir / f"step-{step:07d}"
-    tmp = checkpoints_dir / f".tmp-step-{step:07d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in checkpoints_dir.glob(_TMP_PREFIX + "*"):  # left by a process killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
+    final = checkpoint_path(checkpoints_dir, step)
+    tmp = checkpoints_dir / f"{_TMP_PREFIX}{step:07d}-{os.getpid()}"
     tmp.mkdir()
     torch.save(state, tmp / "state.pt")
-    (tmp / COMPLETE).write_text(str(step))
+    _fsync_file(tmp / "state.pt")
+    marker = json.dumps({"step": step, "bytes": (tmp / "state.pt").stat().st_size})
+    (tmp / COMPLETE).write_text(marker)
+    _fsync_file(tmp / COMPLETE)
     _fsync_dir(tmp)
-    if final.exists():
-        shutil.rmtree(final)
+    if final.exists():  # only a checkpoint that failed validation (a good one would be resumed)
+        _remove(final)
     os.replace(tmp, final)
     _fsync_dir(checkpoints_dir)
     for old in list_checkpoints(checkpoints_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return final
+
+
+def checkpoint_path(checkpoints_dir: Path, step: int) -> Path:
+    return checkpoints_dir / f"step-{step:07d}"
+
+
+def _remove(path: Path) -> None:
+    # The marker goes first: a deletion cut short must not leave a folder that looks complete.
+    (path / COMPLETE).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
@@ -69,14 +92,62 @@ def list_checkpoints(checkpoints_dir: Path) -> list[Path]:
 
 
 def load_latest(checkpoints_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint that loads; corrupt ones are reported and skipped."""
+    """The newest checkpoint that passes validation; others are reported and skipped."""
     for path in reversed(list_checkpoints(checkpoints_dir)):
         try:
-            return path, torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+            return path, load_checkpoint(path)
         except Exception as e:  # a torn or corrupt file: fall back to the previous checkpoint
-            print(f"mathrl: checkpoint {path} is unreadable ({e.__class__.__name__}); trying the previous one",
+            print(f"mathrl: checkpoint {path} is unusable ({e.__class__.__name__}: {e}); trying the previous one",
                   file=sys.stderr)
     return None
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The state of one checkpoint folder; raises ValueError if it does not match its marker."""
+    marker = json.loads((path / COMPLETE).read_text())
+    if isinstance(marker, int):  # checkpoints written before the marker held the size
+        marker = {"step": marker}
+    size = (path / "state.pt").stat().st_size
+    if "bytes" in marker and size != marker["bytes"]:
+        raise ValueError(f"state.pt has {size} bytes, {marker['bytes']} were written")
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or state.get("step") != marker["step"]:
+        raise ValueError(f"state.pt does not hold step {marker['step']}")
+    return state
+
+
+class DeferredInterrupt:
+    """Within `with DeferredInterrupt() as stop:`, a first SIGINT only sets `stop.requested`
+    (the caller checks it between steps); a second one raises KeyboardInterrupt at once.
+
+    Only the main thread can own signal handlers; elsewhere SIGINT keeps its usual meaning."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nmathrl: interrupted: finishing this step, then saving a checkpoint "
+              "(Ctrl-C again to stop at once, without one)", file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:  # None: the previous handler was not set from Python
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:

@@ -91,7 +91,10 @@ def _resume_config(run_dir: Path, overrides: dict):
     path = run_dir / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.json)")
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as e:  # e.g. edited by hand; say which file, not just the JSON error
+        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it or start a new run") from None
     values = {k: v for k, v in saved.items() if k in FIELDS and k not in ("batch_size", "algo")}
     values.update(overrides)
     values["output"] = str(run_dir)
@@ -106,8 +109,9 @@ def _train(cfg, progress: bool, resume: Optional[Path]):
         return train(cfg, progress=progress, resume=resume)
     except RunAborted as e:
         fail(str(e), code=3)
-    except KeyboardInterrupt:
-        fail("interrupted; the last checkpoint is in the run directory (resume with --resume RUN_DIR)", code=130)
+    except KeyboardInterrupt as e:  # train() saved the last completed step unless Ctrl-C came twice
+        where = str(e) or f"interrupted; the last checkpoint is in {cfg.output or 'the run directory'}"
+        fail(f"{where} (continue with --resume RUN_DIR)", code=130)
 
 
 @app.command("eval")
@@ -178,6 +182,63 @@ def report(
         fail(f"not a run directory (no config.json): {', '.join(missing)}")
     path = run_guarded(debug, write_report, run_dirs, output, title)
     typer.echo(f"report: {path}")
+
+
+@app.command()
+def compare(
+    suite: str = typer.Argument(..., help="A suite YAML (e.g. evals/smoke.yaml) or a built-in suite name (smoke, deepseekmath-unified, passk-majk)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Folder for runs/, report.md, summary.json and plots. Default: results/<suite name>."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their settings and status (done / resume / new); train nothing."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only these algorithms of the suite (comma-separated); the report covers every finished run."),
+    set_: List[str] = typer.Option([], "--set", help="Override one config key in every run, e.g. --set threads=2 (repeatable; highest precedence)."),
+    quiet: bool = typer.Option(False, "--quiet", help="No per-run progress bars."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Run a suite's grid (algorithms x tasks x seeds at an equal budget), skipping finished runs, then report."""
+    from mathrl.compare import compare as run_suite
+
+    algos = [a.strip() for a in only.split(",") if a.strip()] if only else None
+    outcomes = run_guarded(debug, run_suite, suite, output, parse_sets(set_), algos, dry_run, not quiet,
+                           lambda line: typer.echo(line, err=True))
+    if any(o.action == "aborted" for o in outcomes):
+        fail("some runs were aborted (see above); rerun the same command to retry them", code=3)
+
+
+@app.command()
+def verify(
+    pred: Optional[str] = typer.Argument(None, help="An already-extracted answer, e.g. '\\frac{1}{2}'."),
+    gold: Optional[str] = typer.Argument(None, help="The gold answer, e.g. 0.5."),
+    input_: Optional[Path] = typer.Option(None, "--input", help="JSONL file; each line has 'gold' and 'completion' (extracted) or 'pred'."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the graded lines (equal, extracted, reason, ms) to this JSONL file."),
+    extractor: str = typer.Option("auto", "--extractor", help="gsm8k, boxed, answer_is, answer_colon, last_number or auto (for 'completion' lines)."),
+    mode: str = typer.Option("math", "--mode", help="numeric, math or exact."),
+) -> None:
+    """Check PRED against GOLD, or grade a JSONL file (--input) and print a summary."""
+    from mathrl.verify import compare, verify_jsonl  # light: no torch, no sympy
+
+    if input_ is not None:
+        if pred is not None or gold is not None:
+            fail("give either PRED GOLD or --input, not both")
+        try:
+            summary = verify_jsonl(input_, output, extractor=extractor, mode=mode)
+        except (ValueError, OSError) as e:
+            fail(str(e).splitlines()[0])
+        summary.pop("rows", None)
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    if pred is None or gold is None:
+        fail("give PRED GOLD, or --input F.jsonl")
+    try:
+        reason = compare(pred, gold, mode=mode)
+    except ValueError as e:
+        fail(str(e))
+    typer.echo(f"{'equal' if reason == 'equal' else 'not equal'} ({reason})")
+
+
+# ---- mathrl tasks ... (list, show, check, new): the commands live in mathrl/tasks/cli.py ------
+from mathrl.tasks.cli import tasks_app  # noqa: E402 - light: typer and yaml only, no torch
+
+app.add_typer(tasks_app, name="tasks")
 
 
 def main() -> None:  # python -m mathrl

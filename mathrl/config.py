@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,15 @@ class RunConfig:
                f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         _check(self.temperature > 0, "temperature must be > 0 (sampling is required for RL)")
         _check(0 < self.top_p <= 1, "top_p must be in (0, 1]")
+        _check(all(math.isfinite(v) for v in (self.lr, self.kl_coef, self.format_reward, self.overlong_penalty,
+                                              self.entropy_coef, self.vf_coef, self.max_grad_norm, self.temperature)),
+               "lr, kl_coef, format_reward, overlong_penalty, entropy_coef, vf_coef, max_grad_norm and temperature "
+               "must be finite numbers")
         _check(self.kl_coef >= 0, "kl_coef must be >= 0")
+        _check(self.max_grad_norm > 0, "max_grad_norm must be > 0 (clipping to 0 would freeze training)")
+        _check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        _check(min(self.warmup_steps, self.checkpoint_every, self.ref_reset_every, self.samples_every) >= 0,
+               "warmup_steps, checkpoint_every, ref_reset_every and samples_every must be >= 0")
         _check(0 <= self.clip_eps_low < 1 and self.clip_eps_high >= 0, "clip_eps_low in [0,1), clip_eps_high >= 0")
         _check(self.ppo_epochs >= 1 and self.minibatches >= 1, "ppo_epochs and minibatches must be >= 1")
         _check(self.micro_batch_size >= 1, "micro_batch_size must be >= 1")

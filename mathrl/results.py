@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -26,14 +27,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 # Versions recorded in config.json: the packages that can move a number.
 _PACKAGES = ("mathrl", "torch", "transformers", "accelerate", "datasets", "sympy", "vllm", "peft")
 
 
 def jsonable(x: Any) -> Any:
     """A copy of x that json.dumps accepts with allow_nan=False (see module docstring)."""
-    if x is None or isinstance(x, (bool, str)):
+    if x is None or isinstance(x, bool):
         return x
+    if isinstance(x, str):
+        # A lone surrogate (a custom backend or hook can return one; tokenizers never do) has no
+        # UTF-8 encoding: writing it would crash the run, so it becomes U+FFFD.
+        return x if x.isascii() else _SURROGATE.sub("\ufffd", x)
     if isinstance(x, int):
         return x
     if isinstance(x, float):
@@ -143,9 +150,10 @@ class RunDir:
         return rows
 
     def rewind_metrics(self, step: int) -> None:
-        """Keep only rows with row['step'] <= step: on resume from a checkpoint at `step`,
-        the steps logged after it are about to be redone and must not appear twice."""
-        kept = [r for r in self.read_metrics() if r["step"] <= step]
+        """Keep only rows with row['step'] <= step and not final: on resume from a checkpoint
+        at `step`, the steps logged after it (and the final eval, logged after the final
+        checkpoint) are about to be redone and must not appear twice."""
+        kept = [r for r in self.read_metrics() if r["step"] <= step and not r.get("final")]
         _write_atomic(self.metrics_path, "".join(to_json(r) + "\n" for r in kept))
         self._tail_checked = True
 

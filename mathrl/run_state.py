@@ -19,12 +19,15 @@ from typing import Any
 
 import torch
 
-from mathrl.checkpoint import load_latest, rng_state, save_checkpoint, set_rng_state
+from mathrl.advantage import ADVANTAGES
+from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.config import RunConfig
+from mathrl.distributed import check_shardable, gather_objects, warn_if_launch_lost_processes
 from mathrl.evaluate import evaluate
+from mathrl.health import Health
 from mathrl.models import load_model, reference_context, save_final
-from mathrl.results import RunDir, environment_info
+from mathrl.results import RunDir, environment_info, is_run_dir
 from mathrl.tasks import get_task
 from mathrl.update import UpdateParams
 
@@ -35,10 +38,17 @@ class RunAborted(RuntimeError):
 
 @dataclass
 class PromptSampler:
-    """Epochs over the training problems, each in a fresh seeded permutation (resumable)."""
+    """Epochs over the training problems, each in a fresh seeded permutation (resumable).
+
+    Under several processes every rank shares the permutation and takes every `world`-th
+    entry from offset `rank`: shards are disjoint however many prompts each rank draws (DAPO's
+    dynamic sampling draws unequal numbers), and W ranks drawing k each see exactly the k * W
+    prompts that one process drawing k * W would see."""
 
     n: int
     seed: int
+    rank: int = 0
+    world: int = 1
     epoch: int = 0
     position: int = 0
     order: list[int] = field(default_factory=list)
@@ -50,16 +60,18 @@ class PromptSampler:
                 if self.order:
                     self.epoch += 1
                 g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-                self.order, self.position = torch.randperm(self.n, generator=g).tolist(), 0
+                self.order, self.position = torch.randperm(self.n, generator=g).tolist(), self.rank
             out.append(self.order[self.position])
-            self.position += 1
+            self.position += self.world
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "position": self.position, "order": list(self.order)}
+        # rank-free position: the main process saves it and every rank resumes from its offset
+        return {"epoch": self.epoch, "position": self.position - self.rank, "order": list(self.order)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.position, self.order = state["epoch"], state["position"], list(state["order"])
+        self.epoch, self.order = state["epoch"], list(state["order"])
+        self.position = state["position"] + self.rank
 
 
 @dataclass
@@ -177,14 +189,21 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         torch.set_num_threads(cfg.threads)
     device = _device(cfg)
     accelerator = Accelerator(cpu=device == "cpu")
-    # Each rank draws different prompts (sharding) but the same model init.
+    world, rank = accelerator.num_processes, accelerator.process_index
+    warn_if_launch_lost_processes(world)
+    # Every rank builds the same initial weights; prompts are sharded by the sampler and the
+    # sampling streams are split after the models are built (below).
     set_seed(cfg.seed)
     # ---- inputs that can be wrong: validated before anything is written ---------------------
-    task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, overrides=cfg.task_config or None)
+    estimators = [*ADVANTAGES, "gae", "process"]  # the last two are token-level, handled in train.py
+    if cfg.loss != "sft" and cfg.advantage not in estimators:  # SFT has no advantage
+        raise ValueError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(estimators)}")
+    task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, task_config=cfg.task_config or None)
     train_problems = task.load("train", limit=cfg.train_limit, seed=cfg.seed)
     eval_problems = task.load(cfg.eval_split, limit=cfg.eval_limit, seed=0) if cfg.eval_limit else []
     if not train_problems:
         raise ValueError(f"task {task.name} has no training problems")
+    check_shardable(cfg, world, len(train_problems))
     model, tokenizer = load_model(cfg.model, seed=cfg.seed, dtype=cfg.dtype, device=accelerator.device,
                                   lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
     max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
@@ -203,17 +222,24 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     if value_head is not None:
         value_head = accelerator.prepare(value_head)
     model.train()
+    if rank:  # rank 0 keeps the single-process stream, so a 1-process run is unchanged
+        set_seed(cfg.seed + 1_000_003 * rank)
     # ---- the run directory ------------------------------------------------------------------
     run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
+    if not resume and is_run_dir(run_path):  # appending a second run would mix metrics and checkpoints
+        raise ValueError(f"{run_path} already holds a run; continue it with --resume {run_path}, "
+                         f"or choose another --output")
     state = RunState(
         cfg=cfg, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
         train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
         value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
         overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
-        sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed + accelerator.process_index)),
+        sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed, rank, world)),
+        prompts_per_rank=cfg.prompts_per_step // world,
         meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
-        consecutive_skips=0, last_metrics={}, start_time=time.time(),
+        consecutive_skips=0, last_metrics={}, start_time=time.time(), saved_step=-1,
+        health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
     state.update_params = UpdateParams(
         sft=cfg.loss == "sft", temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
@@ -222,6 +248,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
         ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size,
         max_grad_norm=cfg.max_grad_norm)
+    accelerator.wait_for_everyone()  # every rank has checked run_path before rank 0 writes into it
     if resume:
         restore(state)
     elif accelerator.is_main_process:
@@ -235,7 +262,7 @@ def run_config_record(state: RunState) -> dict[str, Any]:
     cfg, task = state.cfg, state.task
     return {**cfg.to_dict(), "resolved": {
         "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
-        "task": f"{task.name}@{task.version}", "n_train_problems": len(state.train_problems),
+        "task": task.ref, "n_train_problems": len(state.train_problems),
         "n_eval_problems": len(state.eval_problems), "n_params_flop": state.n_params,
         "world_size": state.accelerator.num_processes, "device": str(state.device)},
         "preset_doc": (PRESETS[cfg.algo].__doc__ or "").strip().splitlines()[0],
@@ -257,6 +284,7 @@ def checkpoint_state(state: RunState) -> dict[str, Any]:
 
 
 def checkpoint_now(state: RunState) -> Path | None:
+    state.saved_step = state.step
     if not state.accelerator.is_main_process:
         return None
     return save_checkpoint(state.run.checkpoints_dir, state.step, checkpoint_state(state), state.cfg.keep_checkpoints)
@@ -269,11 +297,25 @@ def maybe_checkpoint(state: RunState) -> None:
         checkpoint_now(state)
 
 
+def stop_if_interrupted(state: RunState, interrupt: DeferredInterrupt) -> None:
+    """Between steps: if Ctrl-C was pressed, checkpoint the last completed step and stop."""
+    if not interrupt.requested:
+        return
+    if state.step == 0:  # nothing trained yet: a resume restarts from the beginning
+        raise KeyboardInterrupt("interrupted before the first step; nothing to save")
+    if state.saved_step != state.step:
+        checkpoint_now(state)
+    path = checkpoint_path(state.run.checkpoints_dir, state.step)
+    raise KeyboardInterrupt(f"interrupted after step {state.step}; checkpoint saved in {path}")
+
+
 def restore(state: RunState) -> None:
     found = load_latest(state.run.checkpoints_dir)
-    if found is None:
-        raise ValueError(f"no complete checkpoint in {state.run.checkpoints_dir}; nothing to resume "
-                         f"(checkpoints are written every checkpoint_every steps)")
+    if found is None:  # killed before the first checkpoint: the start is as reproducible as one
+        print(f"mathrl: no usable checkpoint in {state.run.checkpoints_dir}; restarting the run from step 0",
+              file=sys.stderr)
+        state.run.rewind_metrics(-1)  # the step-0 eval is redone as well
+        return
     _, saved = found
     unwrap = state.accelerator.unwrap_model
     unwrap(state.model).load_state_dict(saved["model"])
@@ -286,7 +328,11 @@ def restore(state: RunState) -> None:
     state.sampler.index.load_state_dict(saved["sampler"])
     state.meter.load_state_dict(saved["meter"])
     state.generator.set_state(saved["generator"])
-    set_rng_state(saved["rng"])
+    set_rng_state(saved["rng"])  # the main process's: split the streams again, as at the start
+    if state.accelerator.process_index:
+        from accelerate.utils import set_seed
+
+        set_seed(state.cfg.seed + 1_000_003 * state.accelerator.process_index + saved["step"])
     state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
     state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
 
@@ -296,7 +342,8 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
     if not state.eval_problems:
         return {}
     cfg = state.cfg
-    with state.meter.phase("eval"), state.reference() as ref:
+    # no reference exists without KL (kl_coef=0, eval_kl=false): enter it only when measuring drift
+    with state.meter.phase("eval"), state.reference() if cfg.eval_kl else contextlib.nullcontext() as ref:
         summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
                                  state.max_new_tokens, n=cfg.eval_samples if final else 0,
                                  temperature=cfg.temperature, top_p=cfg.top_p,
@@ -321,20 +368,25 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
 
 def write_samples(state: RunState, batch, rewards: torch.Tensor) -> None:
     every = state.cfg.samples_every
-    if not every or (state.step + 1) % every and state.step != 0 or not state.accelerator.is_main_process:
+    if not every or (state.step + 1) % every and state.step != 0:
         return
     rows = [{"step": state.step + 1, "prompt": p.question, "completion": c, "gold": p.gold,
              "extracted": g.extracted if g else None, "correct": g.correct if g else None, "reward": float(r)}
             for p, c, g, r in zip(batch.problems, batch.completions, batch.grades or [None] * batch.size, rewards)]
-    state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)
+    rows = gather_objects(state.accelerator, rows)  # every rank's rows: the file holds the whole global batch
+    if state.accelerator.is_main_process:
+        state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)
 
 
 def finish_run(state: RunState) -> Path:
-    """Final eval, final checkpoint and the plain HF model folder; returns the run dir."""
+    """Final checkpoint, final eval and the plain HF model folder; returns the run dir."""
+    # Checkpoint first: a run killed during the final eval resumes with the RNG state the eval
+    # started from, so the redone eval (its row is rewound as `final`) equals the lost one.
+    if state.saved_step != state.step:
+        checkpoint_now(state)
     metrics = run_eval(state, final=True)
     if metrics:
         state.log({**metrics, "step": state.step, "final": True})
-    checkpoint_now(state)
     if state.cfg.save_final and state.accelerator.is_main_process:
         save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir)
     state.accelerator.wait_for_everyone()

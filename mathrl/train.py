@@ -20,12 +20,15 @@ from pathlib import Path
 import torch
 
 from mathrl.advantage import ADVANTAGES, gae, per_token_rewards, process_advantages, whiten
+from mathrl.checkpoint import DeferredInterrupt
 from mathrl.config import RunConfig
+from mathrl.distributed import gather_objects, gather_rows, global_step_metrics, local_rows, mean_over_ranks
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import kl
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import ROLLOUTS, merge_groups, teacher_forced_batch
-from mathrl.run_state import RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, write_samples
+from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
+                              write_samples)
 from mathrl.types import Batch
 from mathrl.update import UpdateInputs, policy_update
 from mathrl.verify import check_steps
@@ -38,32 +41,36 @@ MAX_CONSECUTIVE_SKIPS = 3
 def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None) -> Path:
     """Run one training job; returns the run directory."""
     state = build_run_state(cfg, resume=resume)
-    if state.step == 0:
-        run_eval(state)  # step-0 accuracy: the baseline every curve starts from
-    bar = state.progress_bar(enabled=progress)
-    while state.step < cfg.max_steps:
-        metrics = train_step(state)
-        state.step += 1
-        metrics.update(state.meter.step_metrics(), step=state.step)
-        if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
-            metrics.update(run_eval(state))
-        state.log(metrics)
-        bar.update(metrics)
-        state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
-        maybe_checkpoint(state)
-    bar.close()
+    with DeferredInterrupt() as interrupt:  # Ctrl-C: finish the step, save a checkpoint, stop
+        if state.step == 0:
+            run_eval(state)  # step-0 accuracy: the baseline every curve starts from
+        bar = state.progress_bar(enabled=progress)
+        while state.step < cfg.max_steps:
+            stop_if_interrupted(state, interrupt)
+            metrics = train_step(state)
+            state.step += 1
+            metrics.update(global_step_metrics(state.accelerator, state.meter), step=state.step)
+            if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
+                metrics.update(run_eval(state))
+            metrics.update(state.health.check(metrics, state.step))  # loud warnings on silent failure
+            state.log(metrics)
+            bar.update(metrics)
+            state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
+            maybe_checkpoint(state)
+        bar.close()
+        stop_if_interrupted(state, interrupt)
     return finish_run(state)
 
 
 def train_step(state: RunState) -> dict[str, float]:
     cfg, meter = state.cfg, state.meter
     # ---- 1. sample prompts, 2. roll out G completions each ------------------------------------
-    problems = state.sampler.next(cfg.prompts_per_step)
+    problems = state.sampler.next(state.prompts_per_rank)  # this rank's share of the B prompts
     with meter.phase("rollout"):
         batch = rollout(state, problems)
     # ---- 3. grade -> rewards ------------------------------------------------------------------
     with meter.phase("reward"):
-        rewards, metrics = grade(state, batch)
+        rewards = grade(state, batch)
     # ---- 4. reference and old-policy log-probs ------------------------------------------------
     with meter.phase("reference"):
         ref_logp = reference_logprobs(state, batch)
@@ -78,7 +85,7 @@ def train_step(state: RunState) -> dict[str, float]:
     meter.add_tokens("trained", int(batch.attention_mask.sum()) * cfg.ppo_epochs)  # every epoch re-trains them
     meter.add_flops(state.flops_for_update(batch))
     write_samples(state, batch, rewards)
-    return {**metrics, **adv_metrics, **update_metrics, **rollout_metrics(batch)}
+    return {**batch_metrics(state, batch), **mean_over_ranks(state.accelerator, {**adv_metrics, **update_metrics})}
 
 
 def rollout(state: RunState, problems) -> Batch:
@@ -125,17 +132,17 @@ def resample_constant_groups(state: RunState, batch: Batch, generate) -> Batch:
     return batch
 
 
-def grade(state: RunState, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+def grade(state: RunState, batch: Batch) -> torch.Tensor:
     cfg = state.cfg
     if cfg.loss == "sft":
-        return torch.ones(batch.size), {}
+        return torch.ones(batch.size)
     if len(batch.grades) != batch.size:  # dynamic sampling may have graded this batch already
         batch.grades = state.task.grade_batch(batch.completions, batch.problems)
     lengths = batch.completion_mask.sum(-1).cpu()  # (N,)
-    rewards, metrics = shaped_rewards(batch.grades, lengths, state.max_new_tokens, cfg.format_reward,
-                                      state.overlong_buffer, cfg.overlong_penalty)
+    rewards, _ = shaped_rewards(batch.grades, lengths, state.max_new_tokens, cfg.format_reward,
+                                state.overlong_buffer, cfg.overlong_penalty)
     batch.rewards = rewards
-    return rewards.to(state.device), metrics
+    return rewards.to(state.device)
 
 
 def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
@@ -186,8 +193,11 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
         adv = step_advantages(state, batch, rewards)  # (N, T)
     else:
         seq_rewards = rewards if kl_tok is None else rewards - cfg.kl_coef * kl_tok.sum(-1)  # (N,)
-        adv = ADVANTAGES[cfg.advantage](seq_rewards, cfg.group_size)  # (N,)
-        adv = rescale(adv, seq_rewards, cfg.group_size, cfg.adv_std).unsqueeze(-1).expand_as(mask)  # (N, T)
+        # over every rank's rows: batch-level estimators (REINFORCE++, adv_std=batch) see the global batch
+        all_rewards = gather_rows(state.accelerator, seq_rewards)  # (W*N,)
+        adv = ADVANTAGES[cfg.advantage](all_rewards, cfg.group_size)  # (W*N,)
+        adv = rescale(adv, all_rewards, cfg.group_size, cfg.adv_std)  # (W*N,)
+        adv = local_rows(state.accelerator, adv).unsqueeze(-1).expand_as(mask)  # (N, T)
     groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
     metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
     metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
@@ -199,6 +209,8 @@ def rescale(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, mode: str
     """The `adv_std` knob: divide centred advantages by the group's or the batch's std."""
     if mode in ("auto", "none"):
         return adv  # (N,)
+    if (group_size if mode == "group" else adv.numel()) < 2:
+        return adv  # (N,) the std of a single value is undefined (NaN in torch): leave it unscaled
     if mode == "group":
         std = rewards.view(-1, group_size).std(-1, keepdim=True).expand(-1, group_size).reshape(-1)  # (N,)
     else:
@@ -227,7 +239,15 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     return float(1 - (returns[m] - values[m]).var() / var_returns)
 
 
-def rollout_metrics(batch: Batch) -> dict[str, float]:
-    lengths = batch.completion_mask.sum(-1).float()  # (N,)
-    return {"rollout/len_mean": float(lengths.mean()), "rollout/len_max": float(lengths.max()),
-            "rollout/truncated_frac": float(batch.truncated.float().mean())}
+def batch_metrics(state: RunState, batch: Batch) -> dict[str, float]:
+    """Reward and rollout statistics of the global batch (every rank's rows)."""
+    cfg = state.cfg
+    per_row = torch.stack([batch.completion_mask.sum(-1).float(), batch.truncated.float()], -1)  # (N, 2)
+    lengths, truncated = gather_rows(state.accelerator, per_row).cpu().unbind(-1)  # (W*N,), (W*N,)
+    metrics = {"rollout/len_mean": float(lengths.mean()), "rollout/len_max": float(lengths.max()),
+               "rollout/truncated_frac": float(truncated.mean())}
+    if cfg.loss != "sft":
+        grades = gather_objects(state.accelerator, batch.grades)
+        metrics.update(shaped_rewards(grades, lengths, state.max_new_tokens, cfg.format_reward,
+                                      state.overlong_buffer, cfg.overlong_penalty)[1])
+    return metrics

@@ -83,10 +83,13 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     return loss * weight, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _weights(mask: torch.Tensor, micro: list[slice], mode: str) -> list[float]:
-    """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens)."""
+def _weights(mask: torch.Tensor, micro: list[slice], mode: str, accelerator) -> list[float]:
+    """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens).
+
+    Under DDP the gradient is the mean over the W ranks, so token_mean shares are of the
+    tokens of every rank's minibatch, times W: the mean is then the global token mean."""
     if mode == "token_mean":
-        total = float(mask.sum().clamp(min=1))
+        total = float(accelerator.reduce(mask.sum(), "sum").clamp(min=1)) / accelerator.num_processes
         return [float(mask[rows].sum()) / total for rows in micro]
     n = mask.shape[0]
     return [(rows.stop - rows.start) / n for rows in micro]
@@ -108,18 +111,21 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
             idx = order[m * mb_size:(m + 1) * mb_size].sort().values
             mb_batch, mb_inputs = _select(batch, inputs, idx)
             micro = [slice(s, min(s + hp.micro_batch_size, mb_size)) for s in range(0, mb_size, hp.micro_batch_size)]
-            weights = _weights(mb_inputs.mask, micro, hp.loss_agg)
-            finite = True
+            weights = _weights(mb_inputs.mask, micro, hp.loss_agg, accelerator)
+            n_bad = 0
             for i, (rows, w) in enumerate(zip(micro, weights)):
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 with sync:
                     loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w)
-                    if not torch.isfinite(loss):
-                        finite = False
-                        break
+                    # backward even on a non-finite loss: under DDP every rank must reach the
+                    # same gradient all-reduce; the step is skipped below on every rank alike
                     accelerator.backward(loss)
+                if not torch.isfinite(loss):
+                    n_bad += 1
+                    continue
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v * w
+            finite = not float(accelerator.reduce(torch.tensor(float(n_bad), device=loss.device), "sum"))
             grad_norm = float(accelerator.clip_grad_norm_(params, hp.max_grad_norm)) if finite else math.nan
             if finite and math.isfinite(grad_norm):
                 optimizer.step()

@@ -1,0 +1,293 @@
+"""Resume and crash safety (issue 8): a resumed run repeats the uninterrupted one, step for step.
+
+Runs are compared on every metric except the timing keys `time/*` (wall-clock seconds differ
+between any two runs). The helpers here (the digit task, `tiny_run`) are shared with
+test_guards.py and test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import mathrl.train
+from mathrl.checkpoint import COMPLETE, list_checkpoints, load_latest, save_checkpoint
+from mathrl.cli import app
+from mathrl.config import build_config
+from mathrl.results import RunDir
+from mathrl.train import train
+
+# A random tiny model emits digits; graded by the last number with a format bonus, rewards
+# differ within groups, so every stage (advantages, KL, updates) does real work.
+DIGIT_TASK = """
+name: digit
+version: 1
+description: Say a digit (resume tests).
+citation: ""
+source:
+  type: jsonl
+  files: {train: "digit.jsonl", test: "digit.jsonl"}
+fields: {question: q, answer: a}
+prompt: {format: chat, user: "{question}", answer_format: "{answer}"}
+grader: {extractor: last_number, mode: numeric}
+generation: {max_new_tokens: 8}
+examples:
+  - {completion: "x7", gold: "7", correct: true}
+  - {completion: "x8", gold: "7", correct: false}
+"""
+
+# Every source of state a resume must restore is switched on: eval every step (global RNG for
+# the KL-drift samples, eval rows after the checkpoint), a reference model, two epochs of two
+# minibatches (the update's permutation generator, old log-probs), samples every step.
+# threads=1: on a shared 2-core machine torch's default thread pool is ~10x slower.
+TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8",
+        "eval_limit": "2", "eval_every": "1", "lr": "1e-3", "samples_every": "1", "format_reward": "0.5",
+        "ppo_epochs": "2", "minibatches": "2", "checkpoint_every": "1", "keep_checkpoints": "10",
+        "threads": "1", "save_final": "false"}
+
+
+@pytest.fixture(scope="session")
+def digit_tasks(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tasks")
+    (folder / "digit.yaml").write_text(DIGIT_TASK)
+    (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(10)))
+    return folder
+
+
+def tiny_config(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, **extra):
+    overrides = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
+                 "output": str(out), **{k: str(v) for k, v in extra.items()}}
+    return build_config(algo, None, overrides)
+
+
+def tiny_run(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, resume: bool = False, **extra) -> Path:
+    return train(tiny_config(digit_tasks, out, algo, steps, **extra), progress=False, resume=out if resume else None)
+
+
+def comparable(run_dir: Path) -> list[dict]:
+    """metrics.jsonl rows without the timing keys (the only ones allowed to differ)."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in RunDir(run_dir).read_metrics()]
+
+
+def count_steps(monkeypatch) -> list[int]:
+    """Patch train_step to record how many steps actually ran (proves a resume skipped some)."""
+    calls: list[int] = []
+    inner = mathrl.train.train_step
+
+    def counted(state):
+        calls.append(state.step + 1)
+        return inner(state)
+
+    monkeypatch.setattr(mathrl.train, "train_step", counted)
+    return calls
+
+
+def drop_checkpoints_after(run_dir: Path, step: int) -> None:
+    for path in list_checkpoints(run_dir / "checkpoints"):
+        if int(path.name.split("-")[1]) > step:
+            shutil.rmtree(path)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, digit_tasks) -> Path:
+    """The uninterrupted 4-step GRPO run every resume below is compared with."""
+    return tiny_run(digit_tasks, tmp_path_factory.mktemp("ref") / "run")
+
+
+# ---- resume from a checkpoint -----------------------------------------------------------------
+
+def test_resume_from_step_2_repeats_the_uninterrupted_run(tmp_path, digit_tasks, reference, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    drop_checkpoints_after(run, 2)  # as if the process died during step 3
+    calls = count_steps(monkeypatch)
+    tiny_run(digit_tasks, run, resume=True)
+    assert calls == [3, 4]
+    assert comparable(run) == comparable(reference)
+    steps = [r["step"] for r in RunDir(run).read_metrics()]
+    assert steps == [0, 1, 2, 3, 4, 4]  # step-0 eval, four steps, the final eval: nothing twice
+
+
+@pytest.mark.parametrize("algo", ["ppo", "dapo"])
+def test_resume_restores_value_head_and_dynamic_sampling(tmp_path, digit_tasks, algo):
+    # PPO: the value head and its optimizer state; DAPO: extra prompts drawn mid-step
+    full = tiny_run(digit_tasks, tmp_path / "full", algo, steps=3)
+    run = tmp_path / "cut"
+    shutil.copytree(full, run)
+    drop_checkpoints_after(run, 1)
+    tiny_run(digit_tasks, run, algo, steps=3, resume=True)
+    assert comparable(run) == comparable(full)
+
+
+def test_resume_ignores_a_torn_metrics_line_through_the_cli(tmp_path, digit_tasks, reference):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    drop_checkpoints_after(run, 3)
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4, "reward/me')  # SIGKILL in the middle of an append
+    result = CliRunner().invoke(app, ["run", "--resume", str(run), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert comparable(run) == comparable(reference)
+
+
+def test_corrupt_newest_checkpoint_is_reported_and_the_previous_one_used(tmp_path, digit_tasks, reference, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    drop_checkpoints_after(run, 3)
+    newest = list_checkpoints(run / "checkpoints")[-1]
+    data = (newest / "state.pt").read_bytes()
+    (newest / "state.pt").write_bytes(data[: len(data) // 2])  # torn by a crash or a full disk
+    tiny_run(digit_tasks, run, resume=True)
+    assert "step-0000003" in capfd.readouterr().err  # the skipped checkpoint is named
+    assert comparable(run) == comparable(reference)
+
+
+def test_resume_without_any_checkpoint_restarts_from_step_0(tmp_path, digit_tasks, reference):
+    # killed during step 1: config.json and the step-0 eval exist, no checkpoint yet
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    shutil.rmtree(run / "checkpoints")
+    RunDir(run).rewind_metrics(0)
+    tiny_run(digit_tasks, run, resume=True)
+    assert comparable(run) == comparable(reference)
+
+
+def test_sigint_writes_a_checkpoint_of_the_last_step_and_resume_repeats_the_run(tmp_path, digit_tasks,
+                                                                                reference, monkeypatch):
+    run = tmp_path / "run"
+    inner = mathrl.train.train_step
+
+    def interrupted_in_step_2(state):
+        if state.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while step 2 is running
+        return inner(state)
+
+    monkeypatch.setattr(mathrl.train, "train_step", interrupted_in_step_2)
+    # checkpoint_every=0: the only checkpoint there can be is the one SIGINT writes
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        tiny_run(digit_tasks, run, checkpoint_every=0)
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-0000002"]
+    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is put back
+    monkeypatch.setattr(mathrl.train, "train_step", inner)
+    tiny_run(digit_tasks, run, checkpoint_every=0, resume=True)
+    assert comparable(run) == comparable(reference)
+
+
+def test_cli_reports_sigint_with_the_checkpoint_and_exit_code_130(tmp_path, digit_tasks, monkeypatch):
+    inner = mathrl.train.train_step
+
+    def interrupted(state):
+        os.kill(os.getpid(), signal.SIGINT)
+        return inner(state)
+
+    monkeypatch.setattr(mathrl.train, "train_step", interrupted)
+    run = tmp_path / "run"
+    args = ["run", "--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run), "--max-steps", "3",
+            "--quiet", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 130, result.output
+    assert "step-0000001" in result.stderr and "--resume" in result.stderr
+    assert "Traceback" not in result.output
+
+
+# ---- checkpoint files -------------------------------------------------------------------------
+
+def test_checkpoints_are_atomic_validated_and_pruned(tmp_path, capfd):
+    ckpts = tmp_path / "checkpoints"
+    for step in (1, 2, 3):
+        save_checkpoint(ckpts, step, {"step": step, "w": torch.full((3,), float(step))}, keep=2)
+    assert [p.name for p in list_checkpoints(ckpts)] == ["step-0000002", "step-0000003"]
+    # a crash mid-write leaves only a hidden temporary folder: never listed, cleaned on the next save
+    (ckpts / ".tmp-step-0000004-99999").mkdir()
+    assert load_latest(ckpts)[1]["step"] == 3
+    # a state file that does not match its COMPLETE marker (other size, other step) is skipped
+    torch.save({"step": 7}, ckpts / "step-0000003" / "state.pt")
+    path, state = load_latest(ckpts)
+    assert path.name == "step-0000002" and state["step"] == 2
+    assert "step-0000003" in capfd.readouterr().err
+    save_checkpoint(ckpts, 4, {"step": 4}, keep=2)
+    assert not list(ckpts.glob(".tmp-*"))
+    assert [p.name for p in list_checkpoints(ckpts)] == ["step-0000003", "step-0000004"]
+    # a folder without its COMPLETE marker (killed before the rename) is not a checkpoint
+    (ckpts / "step-0000004" / COMPLETE).unlink()
+    assert load_latest(ckpts) is None  # step 3 is the corrupt one from above
+
+
+# ---- SIGKILL at random points (slow) ----------------------------------------------------------
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mathrl", "run", "--quiet", *args]
+
+
+def _last_step(run: Path) -> int:
+    try:
+        rows = RunDir(run).read_metrics()
+    except (OSError, ValueError):
+        return -1
+    return max((r["step"] for r in rows if "reward/mean" in r), default=-1)
+
+
+def _kill_at(cmd: list[str], run: Path, trigger: str, new_steps: int, delay: float, timeout: float = 300) -> str | None:
+    """Start cmd; SIGKILL it `delay` s after the trigger: "start" (at once: during start-up),
+    "config" (config.json written: step-0 eval, step 1, the first checkpoint) or "step" (after
+    `new_steps` more steps are logged). Returns what the kill left on disk, None if cmd finished first."""
+    first = _last_step(run)
+    done = {"start": lambda: True, "config": lambda: (run / "config.json").is_file(),
+            "step": lambda: _last_step(run) >= first + new_steps}[trigger]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not done() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            return None
+        proc.kill()  # SIGKILL: no handler, no cleanup
+    finally:
+        proc.wait()
+    if not (run / "config.json").is_file():
+        return "before config.json was written"
+    ckpts = list_checkpoints(run / "checkpoints")
+    torn = (run / "metrics.jsonl").is_file() and not (run / "metrics.jsonl").read_bytes().endswith(b"\n")
+    mid_write = any((run / "checkpoints").glob(".tmp-*"))
+    where = f"{trigger} trigger: last logged step {_last_step(run)}, newest checkpoint {ckpts[-1].name if ckpts else None}"
+    return where + (", torn metrics line" if torn else "") + (", checkpoint write in progress" if mid_write else "")
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_repeats_the_run(tmp_path, digit_tasks):
+    steps = 6
+    fresh = lambda run: _cli("--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run),  # noqa: E731
+                             "--max-steps", str(steps), *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")])
+    reference = tmp_path / "reference"
+    subprocess.run(fresh(reference), check=True, capture_output=True)
+    expected = comparable(reference)
+    rng = random.Random(int(os.environ.get("MATHRL_KILL_SEED", "8")))
+    trials, kills = int(os.environ.get("MATHRL_KILL_TRIALS", "10")), []
+    for trial in range(trials):
+        run = tmp_path / f"trial-{trial}"
+        cmd = fresh(run)
+        # one to three kills per trial, at a random trigger plus a random fraction of a step
+        for _ in range(rng.randint(1, 3)):
+            trigger = rng.choice(["start", "config", "step", "step", "step"])
+            killed = _kill_at(cmd, run, trigger, rng.randint(1, 3), rng.uniform(0, 0.6))
+            kills += [killed] if killed else []
+            # killed before config.json: nothing to resume, the user repeats the command
+            cmd = _cli("--resume", str(run)) if (run / "config.json").is_file() else fresh(run)
+        subprocess.run(cmd, check=True, capture_output=True)
+        assert comparable(run) == expected, f"trial {trial} differs"
+        assert not list(run.glob("checkpoints/.tmp-*"))
+    print(f"\nSIGKILL: {len(kills)} kills over {trials} trials, every resumed run identical to the reference:")
+    print("\n".join(f"  killed at {k}" for k in kills))
