@@ -6,7 +6,6 @@ BIN     := $(VENV)/bin
 #   make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"   (or any CUDA build)
 TORCH   ?= torch==2.13.0
 EXTRAS  ?= dev,lora
-STEPS   ?= 30
 
 .PHONY: install run test test-slow bench clean
 
@@ -21,9 +20,10 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The main job on the embedded defaults: offline, CPU, a few minutes.
+# The main job on the embedded defaults (mathrl/config.py): GRPO, arithmetic, the tiny model;
+# offline, CPU, a few minutes. The run directory is printed at the end (runs/<...>/).
 run: install
-	$(BIN)/mathrl run --algo grpo --task arithmetic --model smollm2-135m --max-steps $(STEPS) --output runs/quickstart
+	$(BIN)/mathrl run
 
 test: install
 	$(BIN)/python -m pytest -q

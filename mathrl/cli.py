@@ -235,6 +235,35 @@ def verify(
     typer.echo(f"{'equal' if reason == 'equal' else 'not equal'} ({reason})")
 
 
+@app.command()
+def bench(
+    model: str = typer.Option("smollm2-135m", "--model", help="Model to step: smollm2-135m (offline, the issue's setting), tiny, a local HF folder or a Hub id."),
+    prompts: int = typer.Option(2, "--prompts", help="Distinct prompts per step (B)."),
+    samples: int = typer.Option(8, "--samples", help="Completions sampled per prompt (G)."),
+    new_tokens: int = typer.Option(32, "--new-tokens", help="Completion limit (max_new_tokens)."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed steps after one warm-up step; medians are reported."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default). Use 1 on a shared machine for clean CPU-time ratios."),
+    kl_coef: float = typer.Option(0.04, "--kl-coef", help="beta: > 0 runs the reference model's forward pass."),
+    ppo_epochs: int = typer.Option(1, "--ppo-epochs", help="mu: > 1 adds the old-policy log-prob pass and more updates."),
+    task: str = typer.Option("arithmetic", "--task", help="Task whose prompts are used."),
+    set_: List[str] = typer.Option([], "--set", help="Override any other config key, e.g. --set micro_batch_size=16 (repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the full result (every step, every phase) as JSON here."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Time one GRPO training step phase by phase (rollout, reference, old log-probs, update):
+    tokens/s, achieved FLOP/s against this machine's matmul peak measured in the same run, the
+    FLOP-count roofline and actual/roofline, peak memory."""
+    from mathrl.bench import bench_step, format_report
+
+    result = run_guarded(debug, bench_step, model, prompts, samples, new_tokens, repeats, task=task,
+                         kl_coef=kl_coef, ppo_epochs=ppo_epochs, threads=threads, overrides=parse_sets(set_),
+                         log=lambda line: typer.echo(line, err=True))
+    typer.echo(format_report(result))
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n")
+
+
 # ---- mathrl tasks ... (list, show, check, new): the commands live in mathrl/tasks/cli.py ------
 from mathrl.tasks.cli import tasks_app  # noqa: E402 - light: typer and yaml only, no torch
 

@@ -241,7 +241,8 @@ def plan(suite: Suite, output: Path, overrides: dict[str, Any] | None = None,
                 per_step = None
                 if estimator is not None and "max_steps" not in overrides:
                     # a warm start's folder does not exist yet; the base model has its architecture
-                    per_step = estimator(cfg, suite.common.get("model", RunConfig.model) if init else cfg.model)
+                    base = {**suite.common, **overrides}.get("model", RunConfig.model)
+                    per_step = estimator(cfg, base if init else cfg.model)
                     values["max_steps"] = max(1, math.floor(suite.budget["flops"] / per_step))
                     cfg = _build(suite, f"algorithms.{algo}", algo, {**values, **overrides, **fixed})
                 out.append(PlannedRun(name, runs_dir / name, cfg, algo, flops_per_step=per_step))
@@ -314,8 +315,8 @@ def check_same_config(run: PlannedRun) -> None:
     saved = RunDir(run.path).read_config()
     planned = json.loads(to_json(run.cfg.to_dict()))
     diff = [k for k in FIELDS if k not in NEUTRAL_KEYS and saved.get(k) != planned.get(k)]
-    _need(not diff, f"{run.path} was made with a different config ({', '.join(f'{k}: {saved.get(k)!r} -> {planned.get(k)!r}' for k in diff[:3])}); "
-                    f"delete it or choose another --output")
+    changes = ", ".join(f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in diff[:3])
+    _need(not diff, f"{run.path} was made with a different config ({changes}); delete it or choose another --output")
 
 
 def execute(run: PlannedRun, progress: bool = True) -> str:
@@ -338,6 +339,10 @@ def final_accuracy(path: Path) -> float | None:
     return final.get("accuracy")
 
 
+def _acc(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
 def compare(suite: str | Path | Suite, output: str | Path | None = None, overrides: dict[str, Any] | None = None,
             only: list[str] | None = None, dry_run: bool = False, progress: bool = True,
             log: Callable[[str], None] = print) -> list[Outcome]:
@@ -354,12 +359,13 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
     log(f"suite {suite.name} v{suite.version}: {len(runs)} runs -> {output}  (budget: {budget_line(suite, runs)})")
     outcomes: list[Outcome] = []
     for i, run in enumerate(runs, 1):
-        head = f"[{i}/{len(runs)}] {run.name}"
-        if dry_run:
-            log(f"{head}: {status(run)}  {run_line(run)}")
+        head, state = f"[{i}/{len(runs)}] {run.name}", status(run)
+        if dry_run or state == "done":
+            acc = final_accuracy(run.path) if state == "done" else None
+            log(f"{head}: {state}  {run_line(run)}" if dry_run else f"{head}: skipped (finished), final acc {_acc(acc)}")
+            outcomes += [] if dry_run else [Outcome(run, "skipped", acc)]
             continue
-        state = status(run)
-        log(f"{head}: {dict(done='skipped (finished)', resume='resuming', new='started')[state]}  {run_line(run)}")
+        log(f"{head}: {'resuming' if state == 'resume' else 'started'}  {run_line(run)}")
         start = time.time()
         try:
             action = execute(run, progress)
@@ -368,10 +374,8 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
             outcomes.append(Outcome(run, "aborted", seconds=time.time() - start))
             continue
         shutil.rmtree(run.path / "checkpoints", ignore_errors=True)  # finished: never resumed
-        outcome = Outcome(run, action, final_accuracy(run.path), time.time() - start)
-        acc = "—" if outcome.final_acc is None else f"{outcome.final_acc:.3f}"
-        log(f"{head}: {action}, final acc {acc}" + (f" ({outcome.seconds / 60:.1f} min)" if action != "skipped" else ""))
-        outcomes.append(outcome)
+        outcomes.append(Outcome(run, action, final_accuracy(run.path), time.time() - start))
+        log(f"{head}: {action}, final acc {_acc(outcomes[-1].final_acc)} ({outcomes[-1].seconds / 60:.1f} min)")
     if not dry_run:  # with --only, the report still covers every run of the suite that exists
         report = write_suite_report(suite, plan(suite, output, overrides) if only else runs, output)
         log(f"report: {report}")
@@ -420,12 +424,16 @@ def write_suite_report(suite: Suite, runs: list[PlannedRun], output: Path) -> Pa
            "assuming every completion reaches max_new_tokens (mathrl/compare.py)." if suite.budget else
            "; every algorithm sees the same number of prompts and samples with the same "
            "completion limit (its FLOPs differ: see the table above)."),
-        "", *([f"Warm start: every run starts from the final model of its `init-{suite.init_from['algo']}` run "
-           f"({suite.init_from['steps']} steps, {'one per seed' if suite.init_from.get('per_seed', True) else 'shared by all seeds'})."]
-          if suite.init_from else []), "",
-        "| algorithm | task | steps | prompts x samples | max new tokens | lr | KL coef | epochs x minibatches | est. FLOPs/step |",
-        "|---|---|---|---|---|---|---|---|---|", *dict.fromkeys(rows), "",
+        "", *([_warm_start_line(suite.init_from)] if suite.init_from else []), "",
+        "| algorithm | task | steps | prompts x samples | max new tokens | lr | KL coef | epochs x minibatches "
+        "| est. FLOPs/step |", "|---|---|---|---|---|---|---|---|---|", *dict.fromkeys(rows), "",
     ]
     with open(path, "a", encoding="utf-8") as f:
         f.write("\n".join(text))
     return path
+
+
+def _warm_start_line(init: dict[str, Any]) -> str:
+    shared = "one per seed" if init.get("per_seed", True) else "shared by all seeds"
+    return (f"Warm start: every run starts from the final model of its `init-{init['algo']}` run "
+            f"({init['steps']} steps, {shared}).")

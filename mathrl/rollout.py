@@ -5,6 +5,10 @@ at EOS. Each distinct prompt is tokenised once and repeated G times, so groups a
 (row i belongs to prompt i // G). Sampling is plain softmax(logits / temperature) with top-p
 and no top-k or repetition penalty, so the log-probs the trainer recomputes are those of the
 distribution that was actually sampled.
+
+The G rows of a group share their prompt: it is prefilled once per group and its KV cache
+repeated G times, so generate() itself prefills only the last prompt column of each row
+(results/bench/README.md measures what that saves).
 """
 
 from __future__ import annotations
@@ -39,6 +43,26 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
         ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
         mask[i, width - len(row):] = 1
     return ids, mask  # (n, P), (n, P)
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as generate() uses them."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (n, L)
+
+
+def shared_prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, which: torch.Tensor) -> dict:
+    """generate() kwargs with the KV cache of prompts[which][:, :-1], each distinct prompt run once.
+
+    `which` (n,) is the prompt of each row, groups contiguous. The last prompt column is left
+    to generate(), whose first forward then yields the logits of the first sampled token."""
+    if prompt_ids.shape[1] < 2 or len(which) == len(which.unique_consecutive()):
+        return {}  # nothing to share
+    prompts, inverse = which.unique_consecutive(return_inverse=True)  # (k,), (n,)
+    ids, mask = prompt_ids[prompts, :-1], prompt_mask[prompts, :-1]  # (k, P-1)
+    cache = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True,
+                  logits_to_keep=1).past_key_values
+    cache.batch_select_indices(inverse.to(ids.device))  # (k, ...) -> (n, ...)
+    return {"past_key_values": cache}
 
 
 def eos_ids(model, tokenizer) -> list[int]:
@@ -77,9 +101,9 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     pad_id = tokenizer.pad_token_id
     eos = eos_ids(model, tokenizer)
     prompt_rows = encode_prompts(tokenizer, problems)
-    prompt_ids, prompt_mask = left_pad(prompt_rows, pad_id)
-    prompt_ids = prompt_ids.repeat_interleave(group_size, 0)  # (N, P)
-    prompt_mask = prompt_mask.repeat_interleave(group_size, 0)  # (N, P)
+    distinct_ids, distinct_mask = left_pad(prompt_rows, pad_id)  # (B, P)
+    prompt_ids = distinct_ids.repeat_interleave(group_size, 0)  # (N, P)
+    prompt_mask = distinct_mask.repeat_interleave(group_size, 0)  # (N, P)
     sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
     gen_config = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
                                   repetition_penalty=1.0, **sampling)
@@ -87,7 +111,9 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     for start in range(0, prompt_ids.shape[0], max_rows):
         ids = prompt_ids[start:start + max_rows].to(device)
         mask = prompt_mask[start:start + max_rows].to(device)
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config)
+        which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
+        shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
+        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, **shared)
         chunks.append(out[:, ids.shape[1]:].cpu())  # (n, T_chunk)
     width = max(c.shape[1] for c in chunks)
     completion_ids = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in chunks])

@@ -140,3 +140,15 @@ def test_builtin_suites_are_valid_and_say_what_they_reproduce(tmp_path):
         assert path.read_text().startswith("#")  # the header comment: what it reproduces, and how
         runs = plan(suite, tmp_path)
         assert len([r for r in runs if not r.is_init]) == len(suite.algorithms) * len(suite.tasks) * len(suite.seeds)
+
+
+def test_cli_compare_dry_run_lists_the_plan_and_errors_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from mathrl.cli import app
+
+    result = CliRunner().invoke(app, ["compare", "smoke", "--dry-run", "--output", str(tmp_path), "--only", "grpo"])
+    assert result.exit_code == 0, result.output
+    assert "[4/4] grpo-arithmetic-s1: new" in result.output and not (tmp_path / "runs").exists()
+    result = CliRunner().invoke(app, ["compare", "nope"])
+    assert result.exit_code == 2 and "unknown suite 'nope'" in result.output
