@@ -151,7 +151,10 @@ def teacher_forced_batch(tokenizer, problems: list[Problem], targets: list[str],
     )
 
 
-ROLLOUTS: dict[str, Callable[..., Batch]] = {"hf": hf_generate}
+# Backend factories: each run builds its own (the vLLM one holds an engine and its weights).
+# "vllm" is registered by mathrl/rollout_vllm.py's factory in run_state (it comes later in the
+# data flow and imports vllm only when a run asks for it).
+ROLLOUTS: dict[str, Callable[[], Callable[..., Batch]]] = {"hf": lambda: hf_generate}
 
 
 def merge_groups(groups: list[tuple[Batch, int]], pad_id: int) -> Batch:

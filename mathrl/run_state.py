@@ -27,6 +27,8 @@ from mathrl.distributed import check_shardable, gather_objects, warn_if_launch_l
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
 from mathrl.models import load_model, reference_context, save_final
+from mathrl.rollout import ROLLOUTS
+from mathrl.rollout_vllm import VLLMRollout
 from mathrl.results import RunDir, environment_info, is_run_dir
 from mathrl.tasks import get_task
 from mathrl.update import UpdateParams
@@ -239,6 +241,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
         consecutive_skips=0, last_metrics={}, start_time=time.time(), saved_step=-1,
+        generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
     state.update_params = UpdateParams(

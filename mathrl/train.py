@@ -26,7 +26,7 @@ from mathrl.distributed import gather_objects, gather_rows, global_step_metrics,
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import kl
 from mathrl.reward import shaped_rewards
-from mathrl.rollout import ROLLOUTS, merge_groups, teacher_forced_batch
+from mathrl.rollout import merge_groups, teacher_forced_batch
 from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
                               write_samples)
 from mathrl.types import Batch
@@ -94,7 +94,7 @@ def rollout(state: RunState, problems) -> Batch:
         targets = [state.task.format_solution(p) for p in problems for _ in range(cfg.group_size)]
         repeated = [p for p in problems for _ in range(cfg.group_size)]
         return teacher_forced_batch(state.tokenizer, repeated, targets, state.device)
-    generate = ROLLOUTS[cfg.rollout]
+    generate = state.generate
     batch = generate(state.policy_for_generation(), state.tokenizer, problems, cfg.group_size,
                      state.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
                      max_rows=cfg.batch_size)
