@@ -88,7 +88,7 @@ class RunConfig:
     eval_limit: int = 64  # size of the fixed held-out eval subset
     eval_split: str = "test"  # split used for evaluation
     eval_samples: int = 0  # final eval: samples per problem for pass@k / maj@k (0: greedy only)
-    eval_kl: bool = True  # measure KL drift from the initial model at eval (keeps a frozen copy)
+    eval_kl: bool | None = None  # KL drift at eval; None: when a reference exists anyway (kl_coef > 0 or LoRA), true: keep a frozen copy to measure it
     checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2  # how many checkpoints to keep
     save_final: bool = True  # write <run>/final/ as a plain Hugging Face model folder
@@ -126,6 +126,7 @@ class RunConfig:
         _check(self.micro_batch_size >= 1, "micro_batch_size must be >= 1")
         _check(self.eval_limit >= 0 and self.eval_every >= 0, "eval_limit and eval_every must be >= 0")
         _check(self.eval_samples >= 0, "eval_samples must be >= 0")
+        _check(self.eval_kl in (None, True, False), "eval_kl must be true, false or null (auto)")
         _check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
         _one_of("kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
         _one_of("kl_placement", self.kl_placement, ("loss", "reward"))

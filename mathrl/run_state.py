@@ -210,7 +210,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
                                   lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
     max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
     # ---- models and optimisation -----------------------------------------------------------
-    needs_ref = (cfg.kl_coef > 0 and cfg.loss != "sft") or cfg.eval_kl
+    needs_ref = (cfg.kl_coef > 0 and cfg.loss != "sft") or cfg.eval_kl is True  # no copy when nothing needs it
     ref_model = None
     if needs_ref and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
@@ -346,12 +346,13 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
         return {}
     cfg = state.cfg
     # no reference exists without KL (kl_coef=0, eval_kl=false): enter it only when measuring drift
-    with state.meter.phase("eval"), state.reference() if cfg.eval_kl else contextlib.nullcontext() as ref:
+    measure_kl = cfg.eval_kl is True or (cfg.eval_kl is None and (state.ref_model is not None or cfg.lora_rank > 0))
+    with state.meter.phase("eval"), state.reference() if measure_kl else contextlib.nullcontext() as ref:
         summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
                                  state.max_new_tokens, n=cfg.eval_samples if final else 0,
                                  temperature=cfg.temperature, top_p=cfg.top_p,
                                  k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
-                                 ref_model=ref if cfg.eval_kl else None, micro_batch_size=cfg.micro_batch_size,
+                                 ref_model=ref if measure_kl else None, micro_batch_size=cfg.micro_batch_size,
                                  max_rows=max(cfg.batch_size, 16))
     name = "final" if final else f"step-{state.step:06d}"
     if state.accelerator.is_main_process:

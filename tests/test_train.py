@@ -86,3 +86,16 @@ def test_every_preset_runs_two_steps(tmp_path, digit_tasks, algo):
     assert len(trained) == 2 and all(r["loss/policy"] == r["loss/policy"] for r in trained)  # not NaN
     if algo == "ppo":
         assert all("value/explained_var" in r and "loss/value" in r for r in trained)
+
+
+def test_no_reference_model_without_kl(digit_tasks, tmp_path):
+    """Memory: kl_coef = 0 builds no frozen copy unless KL drift is asked for explicitly."""
+    from mathrl.run_state import build_run_state
+
+    base = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": "1"}
+    state = build_run_state(build_config("dapo", None, {**base, "output": str(tmp_path / "a")}))
+    assert state.cfg.kl_coef == 0 and state.ref_model is None
+    state = build_run_state(build_config("grpo", None, {**base, "output": str(tmp_path / "b")}))
+    assert state.ref_model is not None
+    state = build_run_state(build_config("dapo", None, {**base, "eval_kl": "true", "output": str(tmp_path / "c")}))
+    assert state.ref_model is not None
