@@ -32,7 +32,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 bench: install
-	$(BIN)/python benchmarks/bench_step.py
+	$(BIN)/python benchmarks/bench_step.py --threads 1
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

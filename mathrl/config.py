@@ -35,7 +35,7 @@ class RunConfig:
 
     # ---- budget ----------------------------------------------------------------------------
     max_steps: int = 20  # optimizer rollouts (one rollout batch = one step)
-    prompts_per_step: int = 4  # B: distinct prompts per step
+    prompts_per_step: int = 4  # B: distinct prompts per step over all processes (a multiple of their number)
     group_size: int = 4  # G: completions sampled per prompt
     train_limit: int | None = None  # use only the first N training problems (after shuffle)
 

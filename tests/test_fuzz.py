@@ -199,7 +199,7 @@ def hostile_strings(canary: str, n: int, seed: int = 0) -> list[str]:
 
 @pytest.mark.parametrize("algo", ["grpo", "grpo_ps"])  # grpo_ps also checks every step of the text
 def test_trainer_survives_hostile_completions(tmp_path, hostile_tasks, canary, monkeypatch, algo):
-    inner, served = ROLLOUTS["hf"], []
+    inner, served = ROLLOUTS["hf"](), []
 
     def hostile_rollout(*args, **kwargs):
         batch = inner(*args, **kwargs)
@@ -207,7 +207,7 @@ def test_trainer_survives_hostile_completions(tmp_path, hostile_tasks, canary, m
         served.extend(texts)
         return replace(batch, completions=texts)
 
-    monkeypatch.setitem(ROLLOUTS, "hf", hostile_rollout)
+    monkeypatch.setitem(ROLLOUTS, "hf", lambda: hostile_rollout)  # a backend factory
     run = tiny_run(hostile_tasks, tmp_path / algo, algo, steps=2, task="hostile", eval_limit=0, checkpoint_every=0)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     trained = [r for r in rows if "reward/mean" in r]

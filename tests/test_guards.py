@@ -63,8 +63,8 @@ def patch_rewards(monkeypatch, values: list[float]) -> None:
 
 def patch_completions(monkeypatch, edit) -> None:
     """Wrap the hf rollout so that `edit(batch)` can rewrite what the model produced."""
-    inner = ROLLOUTS["hf"]
-    monkeypatch.setitem(ROLLOUTS, "hf", lambda *a, **k: edit(inner(*a, **k)))
+    inner = ROLLOUTS["hf"]()
+    monkeypatch.setitem(ROLLOUTS, "hf", lambda: lambda *a, **k: edit(inner(*a, **k)))  # a backend factory
 
 
 # ---- rewards ----------------------------------------------------------------------------------
