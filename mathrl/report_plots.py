@@ -110,6 +110,8 @@ def write_plots(groups: list[dict[str, Any]], output_dir: Path) -> list[tuple[st
     for fname, title, xlabel, ylabel, get in specs:
         fig, ax = plt.subplots(figsize=(7, 4.5))
         if _curves(ax, groups, colors, get):
+            if "accuracy" in ylabel:  # a fraction: a wide 2-seed t-interval must not stretch the axis
+                ax.set_ylim(-0.02, 1.02)
             _finish(ax, title, xlabel, ylabel)
             fig.savefig(output_dir / fname, dpi=120, bbox_inches="tight")
             written.append((fname, title))
