@@ -1,0 +1,41 @@
+"""The eval harness: greedy accuracy, pass@k / maj@k from samples, KL drift, and `mathrl eval`."""
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from conftest import write_digit_task
+from mathrl.cli import app
+from mathrl.evaluate import evaluate
+from mathrl.models import load_model
+from mathrl.tasks import get_task
+
+
+def test_metrics_and_kl_drift_of_a_model_against_itself_and_another(tmp_path, tiny):
+    task = get_task("digit", tasks_dir=str(write_digit_task(tmp_path)))
+    problems = task.load("test", limit=5)
+    model, tok = tiny
+    torch.manual_seed(0)
+    summary, rows = evaluate(model, tok, task, problems, 8, n=4, k_values=(1, 4), ref_model=model)
+    assert summary["n"] == 5 and len(rows) == 5 and all(len(r["samples"]) == 4 for r in rows)
+    assert 0 <= summary["pass@1"] <= summary["pass@4"] <= 1  # pass@k never falls with k
+    assert 0 <= summary["maj@4"] <= 1 and summary["accuracy"] == sum(r["correct"] for r in rows) / 5
+    assert summary["kl_drift"]["k1_token"] == 0 and summary["kl_drift"]["k3_token"] == 0  # same model
+    other, _ = load_model("tiny", seed=1)
+    drift = evaluate(model, tok, task, problems, 8, ref_model=other)[0]["kl_drift"]
+    assert drift["k3_token"] > 0 and drift["k3_seq"] >= drift["k3_token"]  # per sequence sums tokens
+
+
+def test_cli_eval_writes_json_and_samples(tmp_path):
+    tasks = write_digit_task(tmp_path)
+    out = tmp_path / "eval.json"
+    result = CliRunner().invoke(app, ["eval", "--model", "tiny", "--task", "digit", "--tasks-dir", str(tasks),
+                                      "--limit", "3", "--n", "4", "--k", "1,4", "--ref", "tiny",
+                                      "--max-new-tokens", "6", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert {"accuracy", "accuracy_stderr", "pass@1", "pass@4", "maj@4", "kl_drift"} <= set(data)
+    assert len(out.with_suffix(".samples.jsonl").read_text().splitlines()) == 3
+    bad = CliRunner().invoke(app, ["eval", "--model", "tiny", "--task", "nope"])
+    assert bad.exit_code == 2
