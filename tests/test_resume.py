@@ -22,30 +22,14 @@ import torch
 from typer.testing import CliRunner
 
 import mathrl.train
+from conftest import DIGIT_TASK as CONFTEST_DIGIT_TASK, write_digit_task
 from mathrl.checkpoint import COMPLETE, list_checkpoints, load_latest, save_checkpoint
 from mathrl.cli import app
 from mathrl.config import build_config
 from mathrl.results import RunDir
 from mathrl.train import train
 
-# A random tiny model emits digits; graded by the last number with a format bonus, rewards
-# differ within groups, so every stage (advantages, KL, updates) does real work.
-DIGIT_TASK = """
-name: digit
-version: 1
-description: Say a digit (resume tests).
-citation: ""
-source:
-  type: jsonl
-  files: {train: "digit.jsonl", test: "digit.jsonl"}
-fields: {question: q, answer: a}
-prompt: {format: chat, user: "{question}", answer_format: "{answer}"}
-grader: {extractor: last_number, mode: numeric}
-generation: {max_new_tokens: 8}
-examples:
-  - {completion: "x7", gold: "7", correct: true}
-  - {completion: "x8", gold: "7", correct: false}
-"""
+DIGIT_TASK = CONFTEST_DIGIT_TASK  # the shared end-to-end test task (conftest says why)
 
 # Every source of state a resume must restore is switched on: eval every step (global RNG for
 # the KL-drift samples, eval rows after the checkpoint), a reference model, two epochs of two
@@ -59,10 +43,7 @@ TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_to
 
 @pytest.fixture(scope="session")
 def digit_tasks(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tasks")
-    (folder / "digit.yaml").write_text(DIGIT_TASK)
-    (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(10)))
-    return folder
+    return write_digit_task(tmp_path_factory.mktemp("tasks"))
 
 
 def tiny_config(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, **extra):

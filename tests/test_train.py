@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from conftest import write_digit_task
 from mathrl.config import build_config
 from mathrl.presets import PRESETS
 from mathrl.train import train
@@ -13,34 +14,9 @@ TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_to
         "eval_limit": "4", "eval_every": "2", "lr": "1e-3", "samples_every": "1", "checkpoint_every": "2",
         "format_reward": "0.5"}
 
-# A random tiny model never writes "#### N", but it emits digits: graded by the last number
-# against a one-digit gold, with the explicit format bonus (format_reward) for any extracted
-# number, rewards differ within groups, so advantages and every gradient are non-zero — a
-# real learning signal without a pretrained model.
-DIGIT_TASK = """
-name: digit
-version: 1
-description: Say a digit (end-to-end test task).
-citation: ""
-source:
-  type: jsonl
-  files: {train: "digit.jsonl", test: "digit.jsonl"}
-fields: {question: q, answer: a}
-prompt: {format: chat, user: "{question}", answer_format: "{answer}"}
-grader: {extractor: last_number, mode: numeric}
-generation: {max_new_tokens: 12}
-examples:
-  - {completion: "x7", gold: "7", correct: true}
-  - {completion: "x8", gold: "7", correct: false}
-"""
-
-
 @pytest.fixture(scope="module")
 def digit_tasks(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tasks")
-    (folder / "digit.yaml").write_text(DIGIT_TASK)
-    (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(10)))
-    return folder
+    return write_digit_task(tmp_path_factory.mktemp("tasks"))  # see conftest: why this task
 
 
 def run(tmp_path, digit_tasks, algo="grpo", steps=3, **extra):
