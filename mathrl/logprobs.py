@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from mathrl.rollout import position_ids
+from mathrl.rollout import CACHE_KEY, position_ids
 
 
 def forward_completion(model, input_ids, attention_mask, prompt_len: int, temperature: float = 1.0,
@@ -64,10 +64,10 @@ def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
     logits = [pre.logits[inverse]]  # (n, 1, V): predicts completion token 0
     hidden = [pre.hidden_states[-1][inverse, -1:]] if with_hidden else []  # (n, 1, H)
     if width > 1:  # the completion's own columns predict tokens 1 .. w-1
-        cache = pre.past_key_values
+        cache = pre[CACHE_KEY]
         cache.batch_select_indices(inverse)  # (k, ...) -> (n, ...), differentiable
         out = model(input_ids=ids[:, prompt_len:-1], attention_mask=mask[:, :-1], position_ids=pos[:, prompt_len:-1],
-                    past_key_values=cache, output_hidden_states=with_hidden, use_cache=True)
+                    output_hidden_states=with_hidden, use_cache=True, **{CACHE_KEY: cache})
         logits.append(out.logits)  # (n, w - 1, V)
         hidden += [out.hidden_states[-1]] if with_hidden else []  # (n, w - 1, H)
     return torch.cat(logits, 1), torch.cat(hidden, 1) if with_hidden else None

@@ -16,8 +16,14 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from mathrl.types import Batch, Problem
+
+# transformers 5.2x renamed the KV-cache argument and output field `past_key_values` to
+# `cache`; the old name still works there but warns on every generate call. Use whichever
+# name the installed version defines (pyproject allows both sides of the rename).
+CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 def render_prompt(tokenizer, problem: Problem) -> str:
@@ -60,9 +66,9 @@ def shared_prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tens
     prompts, inverse = which.unique_consecutive(return_inverse=True)  # (k,), (n,)
     ids, mask = prompt_ids[prompts, :-1], prompt_mask[prompts, :-1]  # (k, P-1)
     cache = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=True,
-                  logits_to_keep=1).past_key_values
+                  logits_to_keep=1)[CACHE_KEY]
     cache.batch_select_indices(inverse.to(ids.device))  # (k, ...) -> (n, ...)
-    return {"past_key_values": cache}
+    return {CACHE_KEY: cache}
 
 
 def eos_ids(model, tokenizer) -> list[int]:

@@ -110,6 +110,7 @@ class RunState:
         every = self.cfg.ref_reset_every
         if every and self.step % every == 0 and self.ref_model is not None:
             self.ref_model.load_state_dict(self.policy_for_generation().state_dict())
+            self.policy_is_reference = True
 
     def token_char_ends(self, ids: torch.Tensor) -> list[int]:
         """Character offset in the decoded completion where each token ends."""
@@ -240,7 +241,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         prompts_per_rank=cfg.prompts_per_step // world,
         meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
-        consecutive_skips=0, last_metrics={}, start_time=time.time(), saved_step=-1,
+        consecutive_skips=0, policy_is_reference=True, last_metrics={}, start_time=time.time(), saved_step=-1,
         generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
@@ -282,7 +283,7 @@ def checkpoint_state(state: RunState) -> dict[str, Any]:
         "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
         "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
         "generator": state.generator.get_state(), "rng": rng_state(),
-        "consecutive_skips": state.consecutive_skips,
+        "consecutive_skips": state.consecutive_skips, "policy_is_reference": state.policy_is_reference,
     }
 
 
@@ -337,6 +338,8 @@ def restore(state: RunState) -> None:
 
         set_seed(state.cfg.seed + 1_000_003 * state.accelerator.process_index + saved["step"])
     state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
+    # checkpoints written before this flag existed: the policy moved once the optimizer stepped
+    state.policy_is_reference = saved.get("policy_is_reference", not state.optimizer.state)
     state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
 
 

@@ -30,7 +30,7 @@ from mathrl.rollout import merge_groups, teacher_forced_batch
 from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
                               write_samples)
 from mathrl.types import Batch
-from mathrl.update import UpdateInputs, policy_update
+from mathrl.update import UpdateInputs, carries_signal, no_update, policy_update
 from mathrl.verify import check_steps
 
 # Several non-finite steps in a row mean the run has diverged: stop (after saving) rather
@@ -80,8 +80,12 @@ def train_step(state: RunState) -> dict[str, float]:
     inputs, adv_metrics = advantages(state, batch, rewards, ref_logp, old)
     # ---- 6. mu epochs of updates --------------------------------------------------------------
     with meter.phase("update"):
-        update_metrics = policy_update(state.model, state.value_head, state.optimizer, state.scheduler,
-                                       state.accelerator, batch, inputs, state.update_params, state.generator)
+        if carries_signal(inputs, state.update_params, state.value_head, state.policy_is_reference, state.accelerator):
+            update_metrics = policy_update(state.model, state.value_head, state.optimizer, state.scheduler,
+                                           state.accelerator, batch, inputs, state.update_params, state.generator)
+            state.policy_is_reference &= not update_metrics["optim/steps"]
+        else:  # nothing to learn from, and a step would be rounding noise scaled up by Adam
+            update_metrics = no_update(state.scheduler, state.update_params)
     meter.add_tokens("trained", int(batch.attention_mask.sum()) * cfg.ppo_epochs)  # every epoch re-trains them
     meter.add_flops(state.flops_for_update(batch))
     write_samples(state, batch, rewards)
@@ -173,7 +177,9 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
     if cfg.mask_truncated:
         mask = mask * (~batch.truncated).float().unsqueeze(-1)  # (N, T) DAPO overlong filtering
     kl_tok = None
-    if ref_logp is not None and cfg.kl_placement == "reward":
+    if ref_logp is not None and cfg.kl_placement == "reward" and state.policy_is_reference:
+        kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
+    elif ref_logp is not None and cfg.kl_placement == "reward":
         logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
                                                                      cfg.micro_batch_size)["logp"]
         kl_tok = kl(logp, ref_logp, cfg.kl_estimator) * batch.completion_mask  # (N, T)

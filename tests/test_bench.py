@@ -96,7 +96,7 @@ def test_shared_prompt_cache_holds_one_row_per_sample(tiny):
     model, tokenizer = tiny
     ids, mask = left_pad(rollout.encode_prompts(tokenizer, PROBLEMS), tokenizer.pad_token_id)  # (3, P)
     which = torch.tensor([0, 0, 1, 1, 1, 2])
-    cache = rollout.shared_prompt_cache(model, ids, mask, which)["past_key_values"]
+    cache = rollout.shared_prompt_cache(model, ids, mask, which)[rollout.CACHE_KEY]
     assert cache.get_seq_length() == ids.shape[1] - 1
     keys = cache.layers[0].keys  # (6, heads, P-1, d)
     assert keys.shape[0] == 6 and torch.equal(keys[2], keys[4]) and not torch.equal(keys[1], keys[2])

