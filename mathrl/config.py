@@ -25,9 +25,11 @@ class ConfigError(ValueError):
 class RunConfig:
     # ---- what to train -------------------------------------------------------------------
     algo: str = "grpo"  # preset name (mathrl/presets.py): grpo, ppo, dr_grpo, dapo, rloo, ...
-    task: str = "arithmetic"  # task name (tasks/*.yaml or --tasks-dir) or path to a task YAML
+    # The defaults are the README's main job: a real model that visibly learns in minutes on CPU
+    # (results/learning). `tiny` never writes `#### N`, so with it every reward would be 0.
+    task: str = "arithmetic-1shot"  # task name (tasks/*.yaml or --tasks-dir) or path to a task YAML
     task_config: dict = field(default_factory=dict)  # overrides of the task's source config
-    model: str = "tiny"  # tiny | smollm2-135m | local folder | Hub id
+    model: str = "smollm2-135m"  # tiny | smollm2-135m | local folder | Hub id
     data_dir: str | None = None  # local data for Hub tasks (--data); else $MATHRL_DATA_DIR
     tasks_dir: str | None = None  # extra directory of user task YAMLs (--tasks-dir)
     output: str | None = None  # run directory; default runs/<algo>-<task>-<model>-s<seed>-<time>

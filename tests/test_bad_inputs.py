@@ -49,7 +49,7 @@ def world(tmp_path_factory) -> Path:
 
 def _args(world: Path, *extra: str, task: str = "digit") -> list[str]:
     return ["run", "--task", task, "--tasks-dir", str(world / "tasks"), "--output", str(world / "out"),
-            "--max-steps", "1", "--quiet", "--set", "threads=1", *extra]
+            "--max-steps", "1", "--quiet", "--set", "threads=1", "--model", "tiny", *extra]
 
 
 # name -> (arguments after `mathrl`, a phrase the message must contain)
@@ -74,7 +74,7 @@ CASES = {
     "empty dataset": (lambda w: _args(w, task="empty"), "has no training problems"),
     "data file missing": (lambda w: _args(w, task="nodata"), "nodata.jsonl does not exist"),
     "data dir without the files": (lambda w: ["run", "--task", "gsm8k", "--data", str(w / "empty_dir"), "--output",
-                                              str(w / "out"), "--quiet"], "no data found"),
+                                              str(w / "out"), "--quiet", "--model", "tiny"], "no data found"),
     "eval split missing": (lambda w: _args(w, "--set", "eval_split=validation"), "no split 'validation'"),
     "negative lr": (lambda w: _args(w, "--set", "lr=-1e-5"), "lr must be > 0"),
     "NaN lr": (lambda w: _args(w, "--set", "lr=nan"), "lr must be > 0"),

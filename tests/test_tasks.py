@@ -52,7 +52,18 @@ def test_builtin_tasks_are_all_there():
     assert len(rg) >= 4, "gsm-symbolic and at least three more reasoning-gym tasks"
     for task in list_tasks():
         assert task.path.stem == task.name and task.version >= 1
-        assert task.max_new_tokens >= 64 and task.extractor and task.mode
+        assert task.max_new_tokens >= 32 and task.extractor and task.mode
+
+
+@pytest.mark.parametrize("name", [t.name for t in list_tasks() if t.procedural and t.max_new_tokens < 128])
+def test_short_completion_limits_fit_every_gold_target(name):
+    """A default limit that truncates the answer would silently zero the reward; short limits
+    are where that bites (long ones quote the gold length in tokens in their YAML). A byte-level
+    BPE token covers at least one byte, so a target of B bytes fits in B tokens."""
+    small = {"source": {"sizes": {"train": 10, "test": 50}}}
+    task = get_task(name, overrides=small)
+    longest = max(len(task.format_solution(p).encode()) for p in task.load("test", seed=None))
+    assert longest <= task.max_new_tokens, (longest, task.max_new_tokens)
 
 
 def test_core_code_never_names_a_benchmark():
