@@ -156,7 +156,8 @@ def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, m
     policy, tokenizer = load_model(model, seed=seed)
     ref_model = load_model(ref, seed=seed)[0] if ref else None
     summary, rows = evaluate(policy, tokenizer, the_task, problems, max_new_tokens or the_task.max_new_tokens,
-                             n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model)
+                             n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model,
+                             progress=True)
     summary["model"] = model
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)

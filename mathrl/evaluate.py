@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import torch
@@ -27,11 +28,18 @@ from mathrl.types import Problem
 def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: int, *, n: int = 0,
              temperature: float = 1.0, top_p: float = 1.0, k_values: tuple[int, ...] = (1,),
              ref_model=None, kl_samples: bool = True, micro_batch_size: int = 8,
-             max_rows: int = 64) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Returns (summary, per-problem sample rows)."""
+             max_rows: int = 64, progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Returns (summary, per-problem sample rows). `progress` shows a bar over generated rows
+    (an eval of GSM8K at 512 tokens takes minutes on CPU)."""
+    from tqdm.auto import tqdm
+
     was_training = model.training
     model.eval()
-    greedy = hf_generate(model, tokenizer, problems, 1, max_new_tokens, greedy=True, max_rows=max_rows)
+    kl_pass = ref_model is not None and n == 0 and kl_samples  # one extra sample per problem for KL
+    bar = tqdm(total=len(problems) * (1 + n + kl_pass), desc=f"eval {task.name}", unit="sample", leave=False,
+               disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    gen = dict(max_rows=max_rows, on_rows=bar.update)
+    greedy = hf_generate(model, tokenizer, problems, 1, max_new_tokens, greedy=True, **gen)
     grades = task.grade_batch(greedy.completions, greedy.problems)
     acc, stderr = mean_stderr([1.0 if g.correct else 0.0 for g in grades])
     lengths = greedy.completion_mask.sum(-1).float()
@@ -46,15 +54,16 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
     sampled = None
     if n > 0:
         sampled = hf_generate(model, tokenizer, problems, n, max_new_tokens, temperature=temperature,
-                              top_p=top_p, max_rows=max_rows)
+                              top_p=top_p, **gen)
         summary.update(sampled_metrics(task, sampled, n, k_values))
         for i, row in enumerate(rows):
             row["samples"] = sampled.completions[i * n:(i + 1) * n]
     if ref_model is not None:
         if sampled is None and kl_samples:
             sampled = hf_generate(model, tokenizer, problems, 1, max_new_tokens, temperature=temperature,
-                                  top_p=top_p, max_rows=max_rows)
+                                  top_p=top_p, **gen)
         summary["kl_drift"] = kl_drift(model, ref_model, sampled or greedy, temperature, micro_batch_size)
+    bar.close()
     model.train(was_training)
     return summary, rows
 

@@ -95,11 +95,12 @@ def decode_completions(tokenizer, completion_ids: torch.Tensor, mask: torch.Tens
 @torch.no_grad()
 def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_new_tokens: int,
                 temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
-                max_rows: int = 64) -> Batch:
+                max_rows: int = 64, on_rows: Callable[[int], None] | None = None) -> Batch:
     """Sample `group_size` completions for each problem with transformers' generate.
 
     Rows are generated in chunks of at most `max_rows` (memory), each chunk in one batched
     generate call with a KV cache; chunks are right-padded to the longest completion.
+    `on_rows(n)` is called after each chunk with its number of rows (progress bars).
     """
     from transformers import GenerationConfig
 
@@ -121,6 +122,8 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
         shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
         out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, **shared)
         chunks.append(out[:, ids.shape[1]:].cpu())  # (n, T_chunk)
+        if on_rows is not None:
+            on_rows(ids.shape[0])
     width = max(c.shape[1] for c in chunks)
     completion_ids = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in chunks])
     completion_mask, truncated = completion_mask_after_eos(completion_ids, eos)  # (N, T), (N,)

@@ -241,7 +241,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         prompts_per_rank=cfg.prompts_per_step // world,
         meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
-        consecutive_skips=0, policy_is_reference=True, last_metrics={}, start_time=time.time(), saved_step=-1,
+        consecutive_skips=0, policy_is_reference=True, show_progress=False, last_metrics={}, start_time=time.time(), saved_step=-1,
         generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
@@ -356,7 +356,7 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
                                  temperature=cfg.temperature, top_p=cfg.top_p,
                                  k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
                                  ref_model=ref if measure_kl else None, micro_batch_size=cfg.micro_batch_size,
-                                 max_rows=max(cfg.batch_size, 16))
+                                 max_rows=max(cfg.batch_size, 16), progress=state.show_progress)
     name = "final" if final else f"step-{state.step:06d}"
     if state.accelerator.is_main_process:
         state.run.write_eval(name, {**summary, "step": state.step})

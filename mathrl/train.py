@@ -41,6 +41,7 @@ MAX_CONSECUTIVE_SKIPS = 3
 def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None) -> Path:
     """Run one training job; returns the run directory."""
     state = build_run_state(cfg, resume=resume)
+    state.show_progress = progress and state.accelerator.is_main_process  # also the eval bars
     with DeferredInterrupt() as interrupt:  # Ctrl-C: finish the step, save a checkpoint, stop
         if state.step == 0:
             run_eval(state)  # step-0 accuracy: the baseline every curve starts from

@@ -27,6 +27,13 @@ def test_groups_are_contiguous_and_shapes_consistent(tiny):
     assert batch.prompt_tokens == int(batch.attention_mask[:, :batch.prompt_len].sum())
 
 
+def test_on_rows_reports_each_chunk(tiny):
+    model, tok = tiny
+    seen: list[int] = []
+    batch = hf_generate(model, tok, [chat("a"), chat("b", 1), chat("c", 2)], 3, 4, max_rows=4, on_rows=seen.append)
+    assert seen == [4, 4, 1] and sum(seen) == batch.size  # what the eval progress bar counts
+
+
 def test_left_padding_does_not_change_greedy_output(tiny):
     model, tok = tiny
     alone = hf_generate(model, tok, [chat("Hi")], 1, 8, greedy=True)
