@@ -241,7 +241,8 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         prompts_per_rank=cfg.prompts_per_step // world,
         meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
-        consecutive_skips=0, policy_is_reference=True, show_progress=False, last_metrics={}, start_time=time.time(), saved_step=-1,
+        consecutive_skips=0, policy_is_reference=True, show_progress=False, last_metrics={}, start_time=time.time(),
+        saved_step=-1,
         generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
