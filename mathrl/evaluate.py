@@ -59,7 +59,7 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
         for i, row in enumerate(rows):
             row["samples"] = sampled.completions[i * n:(i + 1) * n]
     if ref_model is not None:
-        if sampled is None and kl_samples:
+        if kl_pass:
             sampled = hf_generate(model, tokenizer, problems, 1, max_new_tokens, temperature=temperature,
                                   top_p=top_p, **gen)
         summary["kl_drift"] = kl_drift(model, ref_model, sampled or greedy, temperature, micro_batch_size)

@@ -178,12 +178,13 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
     if cfg.mask_truncated:
         mask = mask * (~batch.truncated).float().unsqueeze(-1)  # (N, T) DAPO overlong filtering
     kl_tok = None
-    if ref_logp is not None and cfg.kl_placement == "reward" and state.policy_is_reference:
-        kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
-    elif ref_logp is not None and cfg.kl_placement == "reward":
-        logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
-                                                                     cfg.micro_batch_size)["logp"]
-        kl_tok = kl(logp, ref_logp, cfg.kl_estimator) * batch.completion_mask  # (N, T)
+    if ref_logp is not None and cfg.kl_placement == "reward":
+        if state.policy_is_reference:
+            kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
+        else:
+            logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
+                                                                         cfg.micro_batch_size)["logp"]
+            kl_tok = kl(logp, ref_logp, cfg.kl_estimator) * batch.completion_mask  # (N, T)
     metrics: dict[str, float] = {}
     if kl_tok is not None:
         metrics["kl/mean"] = float(kl_tok.sum() / batch.completion_mask.sum().clamp(min=1))
