@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from mathrl.compute import forward_flops, generation_flops, train_flops
+from mathrl.recipe import Recipe
 
 PHASES = ("rollout", "reward", "reference", "old_logprobs", "update")
 
@@ -71,11 +72,12 @@ def phase_flops(n_params: int, step: dict[str, float], cfg, executed: bool) -> d
         gen_prompt = groups * (per_row_prompt - 1) + rows  # shared prefill + each row's last prompt token
         pass_prompt = chunk_prompt_passes(rows, G, cfg.micro_batch_size) * per_row_prompt
     one_pass = pass_prompt + completion
-    old = cfg.ppo_epochs * cfg.minibatches > 1
-    return {"rollout": generation_flops(n_params, gen_prompt, generated), "reward": 0.0,
-            "reference": forward_flops(n_params, one_pass) if cfg.kl_coef > 0 else 0.0,
-            "old_logprobs": forward_flops(n_params, one_pass) if old else 0.0,
-            "update": train_flops(n_params, one_pass) * cfg.ppo_epochs}
+    recipe = Recipe.from_config(cfg)  # the passes the trainer runs, as the trainer decides them
+    return {"rollout": generation_flops(n_params, gen_prompt, generated) if recipe.passes.generate else 0.0,
+            "reward": 0.0,
+            "reference": forward_flops(n_params, one_pass) if recipe.reference_pass else 0.0,
+            "old_logprobs": forward_flops(n_params, one_pass) if recipe.needs_old_pass else 0.0,
+            "update": train_flops(n_params, one_pass) * recipe.passes.train}
 
 
 def bench_step(model: str = "smollm2-135m", prompts: int = 2, samples: int = 8, new_tokens: int = 32,

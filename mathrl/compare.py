@@ -51,6 +51,7 @@ from typing import Any, Callable
 
 from mathrl.checkpoint import list_checkpoints
 from mathrl.config import FIELDS, ConfigError, RunConfig, build_config, parse_value, preset_overrides
+from mathrl.recipe import Recipe
 from mathrl.results import RunDir, is_run_dir, to_json
 
 SUITE_KEYS = ("name", "version", "description", "finding", "common", "algorithms", "tasks", "seeds",
@@ -264,6 +265,7 @@ def _init_run(suite: Suite, runs_dir: Path, task: str, task_settings: dict, seed
 def _build(suite: Suite, scope: str, algo: str, values: dict[str, Any]) -> RunConfig:
     try:
         cfg = build_config(algo, None, values)
+        Recipe.from_config(cfg)  # an unknown advantage or policy loss fails the plan, not the 5th run
     except ConfigError as e:
         raise SuiteError(f"{suite.path.name}: {scope}: {e}") from None
     _need(cfg.eval_limit > 0, f"{suite.path.name}: {scope}: eval_limit must be > 0 (a suite compares final evaluations)")
@@ -277,7 +279,7 @@ class _FlopsEstimator:
         self.models: dict[str, tuple[int, Any]] = {}  # name -> (flop_params, tokenizer)
 
     def __call__(self, cfg: RunConfig, model: str) -> float:
-        from mathrl.compute import flop_params, forward_flops, generation_flops, train_flops
+        from mathrl.compute import flop_params
         from mathrl.models import load_model
         from mathrl.rollout import encode_prompts
         from mathrl.tasks import get_task
@@ -291,12 +293,7 @@ class _FlopsEstimator:
         prompt = sum(map(len, prompts)) / len(prompts) * cfg.batch_size
         completion = (cfg.max_new_tokens or task.max_new_tokens) * cfg.batch_size
         seq = int(prompt + completion)
-        if cfg.loss == "sft":  # teacher-forced solutions: no sampling, one training pass
-            return train_flops(n, seq)
-        flops = generation_flops(n, int(prompt), int(completion)) + train_flops(n, seq) * cfg.ppo_epochs
-        flops += forward_flops(n, seq) * (cfg.kl_coef > 0)  # reference pass
-        flops += forward_flops(n, seq) * (cfg.ppo_epochs * cfg.minibatches > 1 or cfg.advantage == "gae")  # pi_old
-        return flops
+        return Recipe.from_config(cfg).passes.flops(n, int(prompt), int(completion), seq)
 
 
 # ---------------------------------------------------------------------------- running
@@ -314,6 +311,8 @@ def check_same_config(run: PlannedRun) -> None:
         return
     saved = RunDir(run.path).read_config()
     planned = json.loads(to_json(run.cfg.to_dict()))
+    # a field added after the run was made: the run had the behaviour of its default
+    saved = {**json.loads(to_json(RunConfig().to_dict())), **saved}
     diff = [k for k in FIELDS if k not in NEUTRAL_KEYS and saved.get(k) != planned.get(k)]
     changes = ", ".join(f"{k}: {saved.get(k)!r} -> {planned.get(k)!r}" for k in diff[:3])
     _need(not diff, f"{run.path} was made with a different config ({changes}); delete it or choose another --output")

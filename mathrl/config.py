@@ -63,6 +63,7 @@ class RunConfig:
 
     # ---- loss ------------------------------------------------------------------------------
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
+    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | reinforce; SFT is always -log p
     clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low)
     clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
     kl_coef: float = 0.04  # beta; 0 disables the reference model entirely

@@ -4,10 +4,11 @@ Everything here is per token, shape (N, T) over completion tokens with a 0/1 `ma
 completion up to and including EOS), until `aggregate` reduces it to a scalar. The trainer
 writes the objective as
 
-    loss = aggregate(clipped_surrogate(...)[0] + beta * kl(...), mask, mode)
+    loss = aggregate(policy_loss(...)[0] + beta * kl(...), mask, mode)
          (+ vf_coef * aggregate(value_loss(...), mask, mode) for PPO)
 
-Variants are looked up once in the plain dicts `KL_ESTIMATORS` and `AGGREGATIONS`.
+Variants are looked up once (by mathrl/recipe.py) in the plain dicts `POLICY_LOSSES`,
+`KL_ESTIMATORS` and `AGGREGATIONS`, the way verl registers its policy losses.
 Masked positions are selected with `torch.where`, not multiplied by 0, so that an inf or NaN
 sitting on padding (e.g. a log-prob of a pad token) can never leak into the result.
 """
@@ -76,6 +77,39 @@ def clipped_surrogate(
     loss = -torch.minimum(unclipped, clipped)  # PPO Eq. 7: -min(ρA, clip(ρ, 1-ε, 1+ε)A)  # (N, T)
     is_clipped = clipped < unclipped  # the min picked the flat (clipped) branch  # (N, T)
     return loss, is_clipped
+
+
+# --------------------------------------------------------------------------- policy losses
+# One signature: fn(logp, old_logp, adv, mask, eps_low, eps_high) -> (loss, clipped_low,
+# clipped_high). logp, old_logp, mask: (N, T); adv: (N, T) or (N,). loss is per token (N, T);
+# clipped_low / clipped_high are bool (N, T), True where the trust region cut the token's
+# gradient from below (ratio < 1 - eps_low, A < 0) or above (ratio > 1 + eps_high, A > 0), as
+# TRL's clip_ratio/low and /high. A loss without a trust region returns all-False masks.
+
+
+def clip(logp, old_logp, adv, mask, eps_low: float, eps_high: float):
+    """PPO / GRPO / DAPO: the clipped surrogate of `clipped_surrogate`, with the clip side."""
+    loss, is_clipped = clipped_surrogate(logp, old_logp, adv, eps_low, eps_high)  # (N, T), (N, T)
+    adv = adv[:, None] if adv.dim() == 1 else adv  # (N, 1) or (N, T)
+    # the min picks the clipped branch only below 1 - eps_low with A < 0 and above 1 + eps_high with A > 0
+    return loss, is_clipped & (adv < 0), is_clipped & (adv > 0)
+
+
+def reinforce(logp, old_logp, adv, mask, eps_low: float, eps_high: float):
+    """-A log π_θ: the plain policy gradient (Williams 1992), no ratio and no clip.
+
+    With A = 1 on every token it is SFT's negative log-likelihood (DeepSeekMath Eq. 6); with
+    A = I(correct) on samples of a frozen model it is RFT's (Eq. 10). Its gradient equals the
+    clipped surrogate's at ratio 1, i.e. on-policy with mu = 1; old_logp and eps are unused.
+    """
+    if adv.dim() == 1:
+        adv = adv[:, None]  # (N, 1)
+    loss = -adv * logp  # Williams 1992: -A ∇log π  # (N, T)
+    never = torch.zeros_like(loss, dtype=torch.bool)  # (N, T)
+    return loss, never, never
+
+
+POLICY_LOSSES = {"clip": clip, "reinforce": reinforce}
 
 
 # --------------------------------------------------------------------------- value function

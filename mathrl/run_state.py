@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from mathrl.advantage import ADVANTAGES
 from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.config import RunConfig
 from mathrl.distributed import check_shardable, gather_objects, warn_if_launch_lost_processes
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
+from mathrl.recipe import Recipe
 from mathrl.models import load_model, reference_context, save_final
 from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
@@ -105,13 +105,6 @@ class RunState:
             with reference_context(model):
                 yield model
 
-    def maybe_reset_reference(self) -> None:
-        """Iterative RL (DeepSeekMath Alg. 1): the reference becomes the current policy."""
-        every = self.cfg.ref_reset_every
-        if every and self.step % every == 0 and self.ref_model is not None:
-            self.ref_model.load_state_dict(self.policy_for_generation().state_dict())
-            self.policy_is_reference = True
-
     def token_char_ends(self, ids: torch.Tensor) -> list[int]:
         """Character offset in the decoded completion where each token ends."""
         return [len(self.tokenizer.decode(ids[: k + 1], skip_special_tokens=True)) for k in range(len(ids))]
@@ -124,8 +117,7 @@ class RunState:
         return forward_flops(self.n_params, int(batch.attention_mask.sum()))
 
     def flops_for_update(self, batch) -> float:
-        passes = self.cfg.ppo_epochs
-        return train_flops(self.n_params, int(batch.attention_mask.sum())) * passes
+        return train_flops(self.n_params, int(batch.attention_mask.sum())) * self.recipe.passes.train
 
     # ---- logging, eval, guards ------------------------------------------------------------
     def log(self, metrics: dict[str, Any]) -> None:
@@ -198,9 +190,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     # sampling streams are split after the models are built (below).
     set_seed(cfg.seed)
     # ---- inputs that can be wrong: validated before anything is written ---------------------
-    estimators = [*ADVANTAGES, "gae", "process"]  # the last two are token-level, handled in train.py
-    if cfg.loss != "sft" and cfg.advantage not in estimators:  # SFT has no advantage
-        raise ValueError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(estimators)}")
+    recipe = Recipe.from_config(cfg)  # what the algorithm needs, decided once
     task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, task_config=cfg.task_config or None)
     train_problems = task.load("train", limit=cfg.train_limit, seed=cfg.seed)
     eval_problems = task.load(cfg.eval_split, limit=cfg.eval_limit, seed=0) if cfg.eval_limit else []
@@ -211,11 +201,10 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
                                   lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
     max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
     # ---- models and optimisation -----------------------------------------------------------
-    needs_ref = (cfg.kl_coef > 0 and cfg.loss != "sft") or cfg.eval_kl is True  # no copy when nothing needs it
     ref_model = None
-    if needs_ref and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
+    if recipe.needs_reference and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
         ref_model = copy.deepcopy(model).eval().requires_grad_(False)
-    value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if cfg.advantage == "gae" else None
+    value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if recipe.value_head else None
     params = [p for p in model.parameters() if p.requires_grad]
     params += list(value_head.parameters()) if value_head is not None else []
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -233,7 +222,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         raise ValueError(f"{run_path} already holds a run; continue it with --resume {run_path}, "
                          f"or choose another --output")
     state = RunState(
-        cfg=cfg, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
+        cfg=cfg, recipe=recipe, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
         train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
         value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
         overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
@@ -247,9 +236,10 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
     state.update_params = UpdateParams(
-        sft=cfg.loss == "sft", temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
-        clip_eps_high=cfg.clip_eps_high, kl_coef_in_loss=cfg.kl_coef if cfg.kl_placement == "loss" else 0.0,
-        kl_estimator=cfg.kl_estimator, loss_agg=cfg.loss_agg, max_len=max_new_tokens,
+        policy_loss=recipe.policy_loss, temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
+        clip_eps_high=cfg.clip_eps_high, kl=recipe.kl if recipe.kl_in_loss else None, kl_coef=recipe.kl_coef,
+        kl_grad_at_reference=recipe.kl_grad_at_reference, loss_agg=cfg.loss_agg,
+        token_weighted=recipe.token_weighted, max_len=max_new_tokens,
         entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
         ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size,
         max_grad_norm=cfg.max_grad_norm)
@@ -296,7 +286,6 @@ def checkpoint_now(state: RunState) -> Path | None:
 
 
 def maybe_checkpoint(state: RunState) -> None:
-    state.maybe_reset_reference()
     every = state.cfg.checkpoint_every
     if every and state.step % every == 0 and state.step < state.cfg.max_steps:
         checkpoint_now(state)

@@ -4,10 +4,12 @@
         sample B prompts                       -> G completions each (rollout)
         grade every completion                 -> rewards (verifier, reward.py)
         log-probs of the reference / old policy
-        advantages (ADVANTAGES[cfg.advantage], or GAE for PPO, or step rewards for grpo_ps)
-        mu epochs of clipped-surrogate updates (update.py)
-        log, evaluate, checkpoint
+        advantages (the Recipe's estimator, or GAE for PPO, or step rewards for grpo_ps)
+        mu epochs of policy-loss updates (update.py)
+        log, evaluate, checkpoint; iterative RL: reference <- policy
 
+What the algorithm needs (reference? pi_old pass? value head? which advantage and loss? where
+the KL goes?) was decided once in the Recipe (recipe.py), read here as `state.recipe`.
 Everything that is plumbing (device, accelerate, model loading, checkpoints, the run
 directory) lives in run_state.py and checkpoint.py; this file holds only the algorithm.
 """
@@ -19,12 +21,11 @@ from pathlib import Path
 
 import torch
 
-from mathrl.advantage import ADVANTAGES, gae, per_token_rewards, process_advantages, whiten
+from mathrl.advantage import gae, per_token_rewards, process_advantages, whiten
 from mathrl.checkpoint import DeferredInterrupt
 from mathrl.config import RunConfig
 from mathrl.distributed import gather_objects, gather_rows, global_step_metrics, local_rows, mean_over_ranks
 from mathrl.logprobs import completion_logprobs
-from mathrl.loss import kl
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
 from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
@@ -57,10 +58,19 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
             state.log(metrics)
             bar.update(metrics)
             state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
+            if cfg.ref_reset_every and state.step % cfg.ref_reset_every == 0:
+                reset_reference(state)  # before the checkpoint, which saves the new reference
             maybe_checkpoint(state)
         bar.close()
         stop_if_interrupted(state, interrupt)
     return finish_run(state)
+
+
+def reset_reference(state: RunState) -> None:
+    """Iterative RL (DeepSeekMath Alg. 1, §4.2.2): the reference becomes the current policy."""
+    if state.ref_model is not None:
+        state.ref_model.load_state_dict(state.policy_for_generation().state_dict())
+        state.policy_is_reference = True
 
 
 def train_step(state: RunState) -> dict[str, float]:
@@ -95,7 +105,7 @@ def train_step(state: RunState) -> dict[str, float]:
 
 def rollout(state: RunState, problems) -> Batch:
     cfg = state.cfg
-    if cfg.loss == "sft":  # SFT trains on the task's worked solutions instead of samples
+    if state.recipe.sft:  # SFT trains on the task's worked solutions instead of samples
         targets = [state.task.format_solution(p) for p in problems for _ in range(cfg.group_size)]
         repeated = [p for p in problems for _ in range(cfg.group_size)]
         return teacher_forced_batch(state.tokenizer, repeated, targets, state.device)
@@ -139,7 +149,7 @@ def resample_constant_groups(state: RunState, batch: Batch, generate) -> Batch:
 
 def grade(state: RunState, batch: Batch) -> torch.Tensor:
     cfg = state.cfg
-    if cfg.loss == "sft":
+    if state.recipe.sft:
         return torch.ones(batch.size)
     if len(batch.grades) != batch.size:  # dynamic sampling may have graded this batch already
         batch.grades = state.task.grade_batch(batch.completions, batch.problems)
@@ -151,7 +161,7 @@ def grade(state: RunState, batch: Batch) -> torch.Tensor:
 
 
 def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
-    if state.cfg.kl_coef == 0 or state.cfg.loss == "sft":
+    if not state.recipe.reference_pass:
         return None  # no KL term: the reference model is never built nor run
     with state.reference() as ref_model:
         logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.cfg.micro_batch_size)["logp"]
@@ -164,8 +174,7 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
     minibatch) pi_old is the current policy, so this pass is skipped and the update uses
     logp.detach() — the same numbers without a second forward."""
     cfg = state.cfg
-    needs_old = cfg.ppo_epochs * cfg.minibatches > 1 or state.value_head is not None
-    if not needs_old or cfg.loss == "sft":
+    if not state.recipe.needs_old_pass:
         return {}
     out = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size, state.value_head)
     state.meter.add_flops(state.flops_for_forward(batch))
@@ -173,44 +182,43 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
 
 
 def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, old) -> tuple[UpdateInputs, dict]:
-    cfg = state.cfg
+    cfg, recipe = state.cfg, state.recipe
     mask = batch.completion_mask.clone()  # (N, T)
     if cfg.mask_truncated:
         mask = mask * (~batch.truncated).float().unsqueeze(-1)  # (N, T) DAPO overlong filtering
     kl_tok = None
-    if ref_logp is not None and cfg.kl_placement == "reward":
+    if recipe.kl_in_reward:
         if state.policy_is_reference:
             kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
         else:
             logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
                                                                          cfg.micro_batch_size)["logp"]
-            kl_tok = kl(logp, ref_logp, cfg.kl_estimator) * batch.completion_mask  # (N, T)
+            kl_tok = recipe.kl(logp, ref_logp) * batch.completion_mask  # (N, T)
     metrics: dict[str, float] = {}
     if kl_tok is not None:
         metrics["kl/mean"] = float(kl_tok.sum() / batch.completion_mask.sum().clamp(min=1))
-    if cfg.loss == "sft":
-        return UpdateInputs(torch.zeros_like(mask), mask), metrics  # no advantages: -log p of solutions
-    if cfg.advantage == "gae":
+    if recipe.sft:  # -1 * log p of the solutions: DeepSeekMath Eq. 6, gradient coefficient 1
+        return UpdateInputs(torch.ones_like(mask), mask), metrics
+    if recipe.value_head:
         token_rewards = per_token_rewards(rewards, batch.completion_mask,
-                                          None if kl_tok is None else cfg.kl_coef * kl_tok)  # (N, T)
+                                          None if kl_tok is None else recipe.kl_coef * kl_tok)  # (N, T)
         adv, returns = gae(token_rewards, old["values"], batch.completion_mask, cfg.gamma, cfg.lam)  # (N, T)
         adv = whiten(adv, mask)  # (N, T)
         metrics["value/explained_var"] = explained_variance(old["values"], returns, batch.completion_mask)
         return UpdateInputs(adv, mask, old.get("logp"), ref_logp, old["values"], returns), metrics
-    elif cfg.advantage == "process":
+    elif recipe.process:
         adv = step_advantages(state, batch, rewards)  # (N, T)
     else:
-        seq_rewards = rewards if kl_tok is None else rewards - cfg.kl_coef * kl_tok.sum(-1)  # (N,)
+        seq_rewards = rewards if kl_tok is None else rewards - recipe.kl_coef * kl_tok.sum(-1)  # (N,)
         # over every rank's rows: batch-level estimators (REINFORCE++, adv_std=batch) see the global batch
         all_rewards = gather_rows(state.accelerator, seq_rewards)  # (W*N,)
-        adv = ADVANTAGES[cfg.advantage](all_rewards, cfg.group_size)  # (W*N,)
+        adv = recipe.advantage(all_rewards, cfg.group_size)  # (W*N,)
         adv = rescale(adv, all_rewards, cfg.group_size, cfg.adv_std)  # (W*N,)
         adv = local_rows(state.accelerator, adv).unsqueeze(-1).expand_as(mask)  # (N, T)
     groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
     metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
     metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
-    loss_ref = ref_logp if cfg.kl_placement == "loss" else None
-    return UpdateInputs(adv, mask, old.get("logp"), loss_ref), metrics
+    return UpdateInputs(adv, mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None), metrics
 
 
 def rescale(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, mode: str) -> torch.Tensor:
@@ -254,7 +262,7 @@ def batch_metrics(state: RunState, batch: Batch) -> dict[str, float]:
     lengths, truncated = gather_rows(state.accelerator, per_row).cpu().unbind(-1)  # (W*N,), (W*N,)
     metrics = {"rollout/len_mean": float(lengths.mean()), "rollout/len_max": float(lengths.max()),
                "rollout/truncated_frac": float(truncated.mean())}
-    if cfg.loss != "sft":
+    if not state.recipe.sft:
         grades = gather_objects(state.accelerator, batch.grades)
         metrics.update(shaped_rewards(grades, lengths, state.max_new_tokens, cfg.format_reward,
                                       state.overlong_buffer, cfg.overlong_penalty)[1])

@@ -1,13 +1,14 @@
 """The optimisation stage: mu epochs of minibatch updates over one rollout batch.
 
 One function serves every preset: the per-token loss is
-    clipped surrogate (or -log p for SFT)  + beta * KL (when placed in the loss)
-    - entropy_coef * entropy  (+ vf_coef * clipped value loss for PPO),
-aggregated by `loss_agg`. Minibatches are split further into micro-batches for memory; each
-micro-batch's aggregate is weighted so that the gradient equals that of the whole minibatch.
-A minibatch whose loss or gradient norm is not finite is skipped (gradients dropped) and
-counted in `optim/skipped_steps`, so no NaN ever reaches the optimizer. A batch whose
-gradient is zero in exact arithmetic takes no optimizer step at all (`carries_signal`).
+    policy loss (clipped surrogate, -A log p, ...; -log p for SFT)  + beta * KL (when placed
+    in the loss)  - entropy_coef * entropy  (+ vf_coef * clipped value loss for PPO),
+aggregated by `loss_agg`. The functions come from the Recipe (mathrl/recipe.py), so nothing
+here tests which algorithm runs. Minibatches are split further into micro-batches for memory;
+each micro-batch's aggregate is weighted so that the gradient equals that of the whole
+minibatch. A minibatch whose loss or gradient norm is not finite is skipped (gradients
+dropped) and counted in `optim/skipped_steps`, so no NaN ever reaches the optimizer. A batch
+whose gradient is zero in exact arithmetic takes no optimizer step at all (`carries_signal`).
 """
 
 from __future__ import annotations
@@ -16,24 +17,28 @@ import math
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 
 from mathrl.logprobs import forward_completion
-from mathrl.loss import aggregate, clipped_surrogate, kl, masked_mean, value_loss
+from mathrl.loss import aggregate, masked_mean, value_loss
 
 
 @dataclass(frozen=True)
 class UpdateParams:
-    """The scalars the loss needs, copied out of RunConfig once (loss code never reads config)."""
+    """The scalars and functions the loss needs, taken once from the config and its Recipe
+    (loss code never reads either)."""
 
-    sft: bool
+    policy_loss: Callable  # loss.POLICY_LOSSES entry
     temperature: float
     clip_eps_low: float
     clip_eps_high: float
-    kl_coef_in_loss: float  # beta when KL sits in the loss, else 0
-    kl_estimator: str
+    kl: Callable | None  # KL estimator of the loss term; None when the KL is not in the loss
+    kl_coef: float  # beta of the loss term
+    kl_grad_at_reference: bool  # the loss's KL has a gradient even at pi = pi_ref (k1)
     loss_agg: str
+    token_weighted: bool  # loss_agg weighs tokens alike: micro-batches weigh by token count
     max_len: int  # constant divisor of seq_mean_token_sum_norm (Dr. GRPO)
     entropy_coef: float
     vf_coef: float
@@ -62,16 +67,13 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
                              hp.temperature, with_entropy=hp.entropy_coef > 0, value_head=value_head)
     logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
     terms: dict[str, torch.Tensor] = {}
-    if hp.sft:
-        per_token = -logp  # (n, T)  DeepSeekMath Eq. 6: maximise the likelihood of the solution
-    else:
-        old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
-        per_token, clipped = clipped_surrogate(logp, old, inputs.advantages[rows], hp.clip_eps_low, hp.clip_eps_high)
-        terms["loss/clip_frac"] = (clipped.float() * mask).sum() / mask.sum().clamp(min=1)
+    old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
+    per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
+    terms["loss/clip_frac"] = ((low | high).float() * mask).sum() / mask.sum().clamp(min=1)
     terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
-    if hp.kl_coef_in_loss > 0 and inputs.ref_logp is not None:
-        kl_tok = kl(logp, inputs.ref_logp[rows], hp.kl_estimator)  # (n, T)
-        per_token = per_token + hp.kl_coef_in_loss * kl_tok
+    if hp.kl is not None and inputs.ref_logp is not None:
+        kl_tok = hp.kl(logp, inputs.ref_logp[rows])  # (n, T)
+        per_token = per_token + hp.kl_coef * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
         terms["kl/mean"] = masked_mean(kl_tok, mask)  # per-token KL, comparable across presets
     if hp.entropy_coef > 0:
@@ -85,12 +87,12 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     return loss * weight, {k: float(v.detach()) for k, v in terms.items()}
 
 
-def _weights(mask: torch.Tensor, micro: list[slice], mode: str, accelerator) -> list[float]:
+def _weights(mask: torch.Tensor, micro: list[slice], token_weighted: bool, accelerator) -> list[float]:
     """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens).
 
     Under DDP the gradient is the mean over the W ranks, so token_mean shares are of the
     tokens of every rank's minibatch, times W: the mean is then the global token mean."""
-    if mode == "token_mean":
+    if token_weighted:
         total = float(accelerator.reduce(mask.sum(), "sum").clamp(min=1)) / accelerator.num_processes
         return [float(mask[rows].sum()) / total for rows in micro]
     n = mask.shape[0]
@@ -110,8 +112,7 @@ def carries_signal(inputs: UpdateInputs, hp: UpdateParams, value_head, policy_is
     `arithmetic` (reward 0 on every sample) drifted to a per-token KL of 0.004-0.025 in 10
     steps. The decision is the same on every rank (DDP needs all ranks in each backward).
     """
-    k1_in_loss = hp.kl_coef_in_loss > 0 and hp.kl_estimator == "k1"
-    if hp.sft or value_head is not None or hp.entropy_coef > 0 or k1_in_loss or not policy_is_reference:
+    if value_head is not None or hp.entropy_coef > 0 or hp.kl_grad_at_reference or not policy_is_reference:
         return True
     nonzero = ((inputs.advantages != 0) & (inputs.mask != 0)).any()
     return bool(accelerator.reduce(nonzero.float(), "sum") > 0)
@@ -125,7 +126,7 @@ def no_update(scheduler, hp: UpdateParams) -> dict[str, float]:
         scheduler.step()
     stats = {"loss/policy": 0.0, "optim/grad_norm": 0.0, "optim/skipped_steps": 0.0, "optim/steps": 0.0,
              "optim/no_signal": 1.0, "optim/lr": scheduler.get_last_lr()[0]}
-    if hp.kl_coef_in_loss > 0:
+    if hp.kl is not None:
         stats.update({"loss/kl": 0.0, "kl/mean": 0.0})
     return stats
 
@@ -146,7 +147,7 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
             idx = order[m * mb_size:(m + 1) * mb_size].sort().values
             mb_batch, mb_inputs = _select(batch, inputs, idx)
             micro = [slice(s, min(s + hp.micro_batch_size, mb_size)) for s in range(0, mb_size, hp.micro_batch_size)]
-            weights = _weights(mb_inputs.mask, micro, hp.loss_agg, accelerator)
+            weights = _weights(mb_inputs.mask, micro, hp.token_weighted, accelerator)
             n_bad = 0
             for i, (rows, w) in enumerate(zip(micro, weights)):
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()

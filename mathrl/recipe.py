@@ -1,0 +1,88 @@
+"""The Recipe: what an algorithm needs, decided once from the config.
+
+A preset (presets.py) is a bag of config values; the trainer needs answers: is there a
+reference model? does a pi_old pass run before the update? a value head? which advantage,
+which policy loss, where does the KL go? Each answer is derived here, once, and train.py,
+run_state.py, bench.py and compare.py read it instead of re-deciding from config strings (the
+rule for which forward passes run once lived in four places and had drifted apart).
+
+String flags of the config are looked up here exactly once (DESIGN.md, house style 3); what
+the Recipe holds are booleans, numbers and the functions themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from mathrl.advantage import ADVANTAGES
+from mathrl.compute import forward_flops, generation_flops, train_flops
+from mathrl.config import ConfigError, RunConfig
+from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
+
+# Token-level advantages with their own code path in train.py (not `fn(rewards, G)`).
+TOKEN_LEVEL = ("gae", "process")
+
+
+@dataclass(frozen=True)
+class Passes:
+    """The model passes one training step runs (compute.py's accounting, in one place)."""
+
+    generate: bool  # sampling G completions per prompt (SFT trains on given solutions instead)
+    forward: int  # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old)
+    train: int  # forward + backward passes over the batch: one per epoch (mu)
+
+    def flops(self, n_params: int, prompt_tokens: float, generated_tokens: float, batch_tokens: float) -> float:
+        """compute.py's formulas: batch_tokens = prompt + completion tokens of the trained rows."""
+        gen = generation_flops(n_params, prompt_tokens, generated_tokens) if self.generate else 0.0
+        return gen + forward_flops(n_params, batch_tokens) * self.forward + train_flops(n_params, batch_tokens) * self.train
+
+
+@dataclass(frozen=True)
+class Recipe:
+    sft: bool  # trains -log p of the task's worked solutions: no sampling, no reward, advantage 1
+    needs_reference: bool  # a frozen reference exists (KL term or eval_kl=true; LoRA: the adapter-free base)
+    reference_pass: bool  # the reference's log-probs are computed every step (for the KL term)
+    needs_old_pass: bool  # pi_old (and V_old) forward before the update: mu * minibatches > 1 or a value head
+    value_head: bool  # PPO: a learned value, advantages by GAE over per-token rewards
+    process: bool  # grpo_ps: per-token advantages from verifiable step rewards
+    advantage: Callable | None  # outcome estimator fn(rewards (N,), G) -> (N,); None for the two above and SFT
+    policy_loss: Callable  # loss.POLICY_LOSSES entry: fn(logp, old_logp, adv, eps_low, eps_high)
+    kl: Callable | None  # KL estimator fn(logp, ref_logp) -> (N, T); None without a KL term
+    kl_coef: float  # beta, wherever the KL goes; 0 without a KL term
+    kl_in_reward: bool  # beta * KL per token is subtracted from the reward (PPO, RLOO, REINFORCE++)
+    kl_in_loss: bool  # beta * KL is added to the per-token loss (GRPO)
+    kl_grad_at_reference: bool  # k1 in the loss has a gradient even where pi = pi_ref (its score function)
+    token_weighted: bool  # loss_agg weighs every token alike: micro-batches weigh by their token count
+    passes: Passes
+
+    @classmethod
+    def from_config(cls, cfg: RunConfig) -> "Recipe":
+        sft = cfg.loss == "sft"
+        estimators = [*ADVANTAGES, *TOKEN_LEVEL]
+        if not sft and cfg.advantage not in estimators:  # SFT has no advantage
+            raise ConfigError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(estimators)}")
+        if cfg.policy_loss not in POLICY_LOSSES:
+            raise ConfigError(f"unknown policy_loss {cfg.policy_loss!r}; choose one of {', '.join(POLICY_LOSSES)}")
+        kl_term = cfg.kl_coef > 0 and not sft
+        kl_in_loss = kl_term and cfg.kl_placement == "loss"
+        value_head = not sft and cfg.advantage == "gae"
+        needs_old_pass = not sft and (cfg.ppo_epochs * cfg.minibatches > 1 or value_head)
+        return cls(
+            sft=sft,
+            needs_reference=kl_term or cfg.eval_kl is True,
+            reference_pass=kl_term,
+            needs_old_pass=needs_old_pass,
+            value_head=value_head,
+            process=not sft and cfg.advantage == "process",
+            advantage=None if sft or cfg.advantage in TOKEN_LEVEL else ADVANTAGES[cfg.advantage],
+            # SFT is the likelihood of given solutions: no ratio to an old policy that never sampled them
+            policy_loss=POLICY_LOSSES["reinforce" if sft else cfg.policy_loss],
+            kl=KL_ESTIMATORS[cfg.kl_estimator] if kl_term else None,
+            kl_coef=cfg.kl_coef if kl_term else 0.0,
+            kl_in_reward=kl_term and cfg.kl_placement == "reward",
+            kl_in_loss=kl_in_loss,
+            kl_grad_at_reference=kl_in_loss and cfg.kl_estimator == "k1",
+            token_weighted=cfg.loss_agg == "token_mean",
+            passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass), train=cfg.ppo_epochs),
+        )
