@@ -43,6 +43,7 @@ class RunConfig:
 
     # ---- rollout ---------------------------------------------------------------------------
     rollout: str = "hf"  # generation backend: hf (transformers generate) | vllm
+    rollout_from: str = "policy"  # policy (online RL) | reference (offline RFT: the frozen initial model samples)
     max_new_tokens: int | None = None  # completion limit; None: the task's default
     temperature: float = 1.0  # sampling temperature (log-probs are computed at it, too)
     top_p: float = 1.0  # nucleus sampling
@@ -63,7 +64,7 @@ class RunConfig:
 
     # ---- loss ------------------------------------------------------------------------------
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
-    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | reinforce; SFT is always -log p
+    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | reinforce (-A log p, no ratio); SFT is always -log p
     clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low)
     clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
     kl_coef: float = 0.04  # beta; 0 disables the reference model entirely
@@ -137,6 +138,7 @@ class RunConfig:
         _one_of("adv_std", self.adv_std, ("auto", "group", "batch", "none"))
         _one_of("loss", self.loss, ("policy_gradient", "sft"))
         _one_of("rollout", self.rollout, ("hf", "vllm"))
+        _one_of("rollout_from", self.rollout_from, ("policy", "reference"))
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
         _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
         group_based = self.advantage in GROUP_BASED_ADVANTAGES

@@ -131,6 +131,28 @@ def online_rft() -> dict[str, Any]:
     return dict(advantage="online_rft", kl_coef=0.0, loss_agg="seq_mean_token_mean", ppo_epochs=1)
 
 
+def offline_rft() -> dict[str, Any]:
+    """Rejection-sampling fine-tuning (RFT) — DeepSeekMath §5.2.1, Table 10, Eq. 10.
+
+    Paper: "RFT further fine-tunes the SFT model on the filtered outputs sampled from the SFT
+    model based on SFT questions. RFT filters the outputs based on the correctness of their
+    answers." (Appendix A.1: RFT "first samples multiple outputs from the supervised
+    fine-tuned LLMs for each question, and then trains LLMs on the sampled outputs with the
+    correct answer"; gradient coefficient I(o) = 1 if correct, else 0, outputs o ~ pi_sft, a
+    1/|o| token mean.) It is the offline counterpart of online_rft, which samples from the
+    current policy; the paper's Figure 5 compares the two.
+    mathrl: the run's initial model is pi_sft (start from an SFT run's final/ folder to match
+    the paper); it stays frozen as the reference and samples every step, with the same
+    prompts_per_step x group_size samples as the other presets so that budgets compare. The
+    paper samples its whole dataset once beforehand; sampling it step by step from the frozen
+    model draws from the same distribution. Loss: -I(o) log pi_theta (no ratio, no clip), i.e.
+    SFT on the correct samples; "correct" is reward > 0 as in online_rft (keep format_reward 0).
+    Run: mathrl run --algo offline_rft --task gsm8k --model runs/<sft run>/final
+    """
+    return dict(advantage="online_rft", rollout_from="reference", policy_loss="reinforce", kl_coef=0.0,
+                loss_agg="seq_mean_token_mean", ppo_epochs=1)
+
+
 def sft() -> dict[str, Any]:
     """Supervised fine-tuning on the task's worked solutions — DeepSeekMath §5.2.1, Eq. 6.
 
@@ -146,6 +168,7 @@ def sft() -> dict[str, Any]:
 
 PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
     "grpo": grpo, "grpo_ps": grpo_ps, "dr_grpo": dr_grpo, "dapo": dapo, "rloo": rloo,
-    "reinforce_pp": reinforce_pp, "ppo": ppo, "online_rft": online_rft, "sft": sft,
+    "reinforce_pp": reinforce_pp, "ppo": ppo, "online_rft": online_rft, "offline_rft": offline_rft,
+    "sft": sft,
 }
 

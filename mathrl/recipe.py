@@ -22,6 +22,8 @@ from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
 
 # Token-level advantages with their own code path in train.py (not `fn(rewards, G)`).
 TOKEN_LEVEL = ("gae", "process")
+# Policy losses that never read pi_old: several epochs need no pi_old pass for them.
+RATIO_FREE = ("reinforce",)
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,10 @@ class Passes:
 @dataclass(frozen=True)
 class Recipe:
     sft: bool  # trains -log p of the task's worked solutions: no sampling, no reward, advantage 1
-    needs_reference: bool  # a frozen reference exists (KL term or eval_kl=true; LoRA: the adapter-free base)
+    rollout_from_reference: bool  # offline: the frozen reference (the initial model) samples, not the policy
+    needs_reference: bool  # a frozen reference exists (KL term, offline rollouts or eval_kl=true; LoRA: the base)
     reference_pass: bool  # the reference's log-probs are computed every step (for the KL term)
-    needs_old_pass: bool  # pi_old (and V_old) forward before the update: mu * minibatches > 1 or a value head
+    needs_old_pass: bool  # pi_old (and V_old) forward before the update: mu * minibatches > 1 with a ratio, or a value head
     value_head: bool  # PPO: a learned value, advantages by GAE over per-token rewards
     process: bool  # grpo_ps: per-token advantages from verifiable step rewards
     advantage: Callable | None  # outcome estimator fn(rewards (N,), G) -> (N,); None for the two above and SFT
@@ -67,10 +70,13 @@ class Recipe:
         kl_term = cfg.kl_coef > 0 and not sft
         kl_in_loss = kl_term and cfg.kl_placement == "loss"
         value_head = not sft and cfg.advantage == "gae"
-        needs_old_pass = not sft and (cfg.ppo_epochs * cfg.minibatches > 1 or value_head)
+        ratio = cfg.policy_loss not in RATIO_FREE
+        needs_old_pass = not sft and ((ratio and cfg.ppo_epochs * cfg.minibatches > 1) or value_head)
+        offline = not sft and cfg.rollout_from == "reference"
         return cls(
             sft=sft,
-            needs_reference=kl_term or cfg.eval_kl is True,
+            rollout_from_reference=offline,
+            needs_reference=kl_term or offline or cfg.eval_kl is True,
             reference_pass=kl_term,
             needs_old_pass=needs_old_pass,
             value_head=value_head,

@@ -16,6 +16,7 @@ directory) lives in run_state.py and checkpoint.py; this file holds only the alg
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -110,13 +111,21 @@ def rollout(state: RunState, problems) -> Batch:
         repeated = [p for p in problems for _ in range(cfg.group_size)]
         return teacher_forced_batch(state.tokenizer, repeated, targets, state.device)
     generate = state.generate
-    batch = generate(state.policy_for_generation(), state.tokenizer, problems, cfg.group_size,
-                     state.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
-                     max_rows=cfg.batch_size)
-    account_rollout(state, batch)
-    if cfg.dynamic_sampling:
-        batch = resample_constant_groups(state, batch, generate)
+    with sampling_model(state) as model:
+        batch = generate(model, state.tokenizer, problems, cfg.group_size, state.max_new_tokens,
+                         temperature=cfg.temperature, top_p=cfg.top_p, max_rows=cfg.batch_size)
+        account_rollout(state, batch)
+        if cfg.dynamic_sampling:
+            batch = resample_constant_groups(state, batch, generate, model)
     return batch
+
+
+def sampling_model(state: RunState):
+    """The model whose samples are trained on: the policy (online), or the frozen initial model
+    (offline RFT, DeepSeekMath §5.2.1: "outputs sampled from the SFT model")."""
+    if state.recipe.rollout_from_reference:
+        return state.reference()
+    return contextlib.nullcontext(state.policy_for_generation())
 
 
 def account_rollout(state: RunState, batch: Batch) -> None:
@@ -125,7 +134,7 @@ def account_rollout(state: RunState, batch: Batch) -> None:
     state.meter.add_flops(state.flops_for_generation(batch))
 
 
-def resample_constant_groups(state: RunState, batch: Batch, generate) -> Batch:
+def resample_constant_groups(state: RunState, batch: Batch, generate, model) -> Batch:
     """DAPO dynamic sampling: groups whose rewards are all equal carry no gradient; replace
     them with fresh prompts' groups, at most `dynamic_sampling_max_tries` extra rollouts."""
     cfg, G = state.cfg, state.cfg.group_size
@@ -135,7 +144,7 @@ def resample_constant_groups(state: RunState, batch: Batch, generate) -> Batch:
         constant = (by_group.std(-1, unbiased=False) == 0).nonzero().flatten().tolist()
         if not constant:
             break
-        fresh = generate(state.policy_for_generation(), state.tokenizer, state.sampler.next(len(constant)), G,
+        fresh = generate(model, state.tokenizer, state.sampler.next(len(constant)), G,
                          state.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, max_rows=cfg.batch_size)
         grade(state, fresh)
         account_rollout(state, fresh)  # the extra rollouts cost compute too
