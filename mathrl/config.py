@@ -97,6 +97,7 @@ class RunConfig:
     keep_checkpoints: int = 2  # how many checkpoints to keep
     save_final: bool = True  # write <run>/final/ as a plain Hugging Face model folder
     samples_every: int = 10  # write rollout samples to samples/ every N steps
+    report_to: str = "none"  # experiment trackers beside metrics.jsonl: none | tensorboard | wandb | trackio (comma-separated for several; mathrl/tracking.py)
 
     # ---- hardware --------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda
@@ -140,6 +141,8 @@ class RunConfig:
         _one_of("rollout", self.rollout, ("hf", "vllm"))
         _one_of("rollout_from", self.rollout_from, ("policy", "reference"))
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
+        for name in self.report_to.split(","):
+            _one_of("report_to", name.strip(), REPORT_TO)
         _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
         group_based = self.advantage in GROUP_BASED_ADVANTAGES
         _check(not (group_based and self.loss == "policy_gradient" and self.group_size < 2),
@@ -154,6 +157,9 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+# Experiment trackers (accelerate's names); `none` writes nothing beyond the run directory.
+REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
 
 # Advantage estimators whose baseline is computed inside a group of G samples.
 GROUP_BASED_ADVANTAGES = ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "process")

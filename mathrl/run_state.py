@@ -22,6 +22,7 @@ import torch
 from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.config import RunConfig
+from mathrl import tracking
 from mathrl.distributed import check_shardable, gather_objects, warn_if_launch_lost_processes
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
@@ -123,6 +124,7 @@ class RunState:
     def log(self, metrics: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
             self.run.append_metrics(metrics)
+        tracking.log(self.accelerator, metrics)  # report_to: the same row to TensorBoard / W&B / trackio
         self.last_metrics = metrics
 
     def guard_divergence(self, metrics: dict[str, Any], max_skips: int) -> None:
@@ -130,6 +132,7 @@ class RunState:
         self.consecutive_skips = self.consecutive_skips + 1 if skipped else 0
         if self.consecutive_skips >= max_skips:
             path = checkpoint_now(self)
+            tracking.end(self.accelerator)
             raise RunAborted(f"{max_skips} steps in a row had a non-finite loss or gradient; "
                              f"state saved to {path}. Lower lr or check the reward hook.")
 
@@ -183,7 +186,8 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = _device(cfg)
-    accelerator = Accelerator(cpu=device == "cpu")
+    run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
+    accelerator = Accelerator(cpu=device == "cpu", **tracking.accelerator_kwargs(cfg.report_to, run_path))
     world, rank = accelerator.num_processes, accelerator.process_index
     warn_if_launch_lost_processes(world)
     # Every rank builds the same initial weights; prompts are sharded by the sampler and the
@@ -217,7 +221,6 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     if rank:  # rank 0 keeps the single-process stream, so a 1-process run is unchanged
         set_seed(cfg.seed + 1_000_003 * rank)
     # ---- the run directory ------------------------------------------------------------------
-    run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
     if not resume and is_run_dir(run_path):  # appending a second run would mix metrics and checkpoints
         raise ValueError(f"{run_path} already holds a run; continue it with --resume {run_path}, "
                          f"or choose another --output")
@@ -248,6 +251,8 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         restore(state)
     elif accelerator.is_main_process:
         state.run.write_config(run_config_record(state))
+    history = state.run.read_metrics() if resume and accelerator.is_main_process else None
+    tracking.start(accelerator, cfg.report_to, run_path, cfg.to_dict(), history)
     return state
 
 
@@ -300,6 +305,7 @@ def stop_if_interrupted(state: RunState, interrupt: DeferredInterrupt) -> None:
     if state.saved_step != state.step:
         checkpoint_now(state)
     path = checkpoint_path(state.run.checkpoints_dir, state.step)
+    tracking.end(state.accelerator)
     raise KeyboardInterrupt(f"interrupted after step {state.step}; checkpoint saved in {path}")
 
 
@@ -386,6 +392,7 @@ def finish_run(state: RunState) -> Path:
         state.log({**metrics, "step": state.step, "final": True})
     if state.cfg.save_final and state.accelerator.is_main_process:
         save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir)
+    tracking.end(state.accelerator)
     state.accelerator.wait_for_everyone()
     return state.run.path
 
