@@ -91,7 +91,7 @@ class RunConfig:
     eval_every: int = 10  # greedy eval on the held-out subset every N steps (0: only at start/end)
     eval_limit: int = 64  # size of the fixed held-out eval subset
     eval_split: str = "test"  # split used for evaluation
-    eval_samples: int = 0  # final eval: samples per problem for pass@k / maj@k (0: greedy only)
+    eval_samples: int = 0  # every eval: samples per problem at `temperature` for pass@k / maj@k (0: greedy only)
     eval_kl: bool | None = None  # KL drift at eval; None: when a reference exists anyway (kl_coef > 0 or LoRA), true: keep a frozen copy to measure it
     checkpoint_every: int = 0  # save a resumable checkpoint every N steps (0: only at the end)
     keep_checkpoints: int = 2  # how many checkpoints to keep

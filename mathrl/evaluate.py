@@ -5,6 +5,9 @@
 - pass@k / maj@k: n samples per problem at `temperature`; pass@k by the unbiased estimator
   (Chen et al. 2021), maj@k by majority vote over the first k extracted answers, votes
   pooled by the verifier's equivalence;
+- every grade twice: strictly (the task's grader, the reward's) and leniently (the task's
+  `lenient_extractor`, format-insensitive), so that learning the answer format is never read
+  as learning to reason (`accuracy` / `accuracy_lenient`, `pass@k` / `pass@k_lenient`, ...);
 - KL drift: KL(pi || pi_ref) estimated on completions sampled from pi (k1 and k3, per token
   and per sequence). It is measured on samples, not greedy outputs, because the estimators are
   unbiased only under the policy's own distribution.
@@ -40,24 +43,28 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
     gen = dict(max_rows=max_rows, on_rows=bar.update)
     greedy = hf_generate(model, tokenizer, problems, 1, max_new_tokens, greedy=True, **gen)
-    grades = task.grade_batch(greedy.completions, greedy.problems)
+    grades, lenient = grade_both(task, greedy.completions, greedy.problems)
     acc, stderr = mean_stderr([1.0 if g.correct else 0.0 for g in grades])
+    acc_lenient, stderr_lenient = mean_stderr([1.0 if g.correct else 0.0 for g in lenient])
     lengths = greedy.completion_mask.sum(-1).float()
     summary: dict[str, Any] = {
         "task": task.name, "task_version": task.version, "n": len(problems), "accuracy": acc,
-        "accuracy_stderr": stderr, "len_mean": float(lengths.mean()),
-        "truncated_frac": float(greedy.truncated.float().mean()),
+        "accuracy_stderr": stderr, "accuracy_lenient": acc_lenient, "accuracy_lenient_stderr": stderr_lenient,
+        "len_mean": float(lengths.mean()), "truncated_frac": float(greedy.truncated.float().mean()),
         "no_answer_frac": sum(g.extracted is None for g in grades) / max(len(grades), 1),
     }
     rows = [{"id": p.id, "completion": c, "extracted": g.extracted, "gold": p.gold, "correct": g.correct,
-             "reason": g.reason} for p, c, g in zip(problems, greedy.completions, grades)]
+             "correct_lenient": gl.correct, "reason": g.reason}
+            for p, c, g, gl in zip(problems, greedy.completions, grades, lenient)]
     sampled = None
     if n > 0:
         sampled = hf_generate(model, tokenizer, problems, n, max_new_tokens, temperature=temperature,
                               top_p=top_p, **gen)
-        summary.update(sampled_metrics(task, sampled, n, k_values))
-        for i, row in enumerate(rows):
+        metrics, per_problem = sampled_metrics(task, sampled, n, k_values)
+        summary.update(metrics)
+        for i, row in enumerate(rows):  # per sample, so that paired per-problem analyses need no re-grading
             row["samples"] = sampled.completions[i * n:(i + 1) * n]
+            row.update(per_problem[i])
     if ref_model is not None:
         if kl_pass:
             sampled = hf_generate(model, tokenizer, problems, 1, max_new_tokens, temperature=temperature,
@@ -68,19 +75,34 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
     return summary, rows
 
 
-def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> dict[str, float]:
-    grades = task.grade_batch(batch.completions, batch.problems)
-    out: dict[str, float] = {}
-    per_problem = [grades[i:i + n] for i in range(0, len(grades), n)]
+def grade_both(task, completions: list[str], problems: list[Problem]):
+    """(strict grades, lenient grades); one grading pass when the two extractors are the same."""
+    strict = task.grade_batch(completions, problems)
+    same = task.lenient_extractor == task.extractor
+    return strict, (strict if same else task.grade_batch(completions, problems, lenient=True))
+
+
+def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> tuple[dict[str, float], list[dict]]:
+    """pass@k and maj@k, strict and lenient; and per problem the samples' extracted answers and
+    verdicts (the rows of samples/eval-*.jsonl)."""
+    strict, lenient = grade_both(task, batch.completions, batch.problems)
     problems = batch.problems[::n]
-    for k in k_values:
-        if k > n:
-            continue
-        out[f"pass@{k}"] = sum(pass_at_k(n, sum(g.correct for g in gs), k) for gs in per_problem) / len(per_problem)
-        out[f"maj@{k}"] = sum(
-            maj_at_k([g.extracted for g in gs], [g.correct for g in gs], k, equivalent=_equivalence(task, p))
-            for gs, p in zip(per_problem, problems)) / len(per_problem)
-    return out
+    out: dict[str, float] = {}
+    for suffix, grades in (("", strict), ("_lenient", lenient)):
+        per_problem = [grades[i:i + n] for i in range(0, len(grades), n)]
+        for k in k_values:
+            if k > n:
+                continue
+            out[f"pass@{k}{suffix}"] = sum(pass_at_k(n, sum(g.correct for g in gs), k)
+                                           for gs in per_problem) / len(per_problem)
+            out[f"maj@{k}{suffix}"] = sum(
+                maj_at_k([g.extracted for g in gs], [g.correct for g in gs], k, equivalent=_equivalence(task, p))
+                for gs, p in zip(per_problem, problems)) / len(per_problem)
+    rows = [{"samples_extracted": [g.extracted for g in strict[i:i + n]],
+             "samples_correct": [g.correct for g in strict[i:i + n]],
+             "samples_extracted_lenient": [g.extracted for g in lenient[i:i + n]],
+             "samples_correct_lenient": [g.correct for g in lenient[i:i + n]]} for i in range(0, len(strict), n)]
+    return out, rows
 
 
 def _equivalence(task, problem: Problem):

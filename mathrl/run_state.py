@@ -348,7 +348,7 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
     measure_kl = cfg.eval_kl is True or (cfg.eval_kl is None and (state.ref_model is not None or cfg.lora_rank > 0))
     with state.meter.phase("eval"), state.reference() if measure_kl else contextlib.nullcontext() as ref:
         summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
-                                 state.max_new_tokens, n=cfg.eval_samples if final else 0,
+                                 state.max_new_tokens, n=cfg.eval_samples,
                                  temperature=cfg.temperature, top_p=cfg.top_p,
                                  k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
                                  ref_model=ref if measure_kl else None, micro_batch_size=cfg.micro_batch_size,
@@ -360,7 +360,8 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
     prefix = f"eval/{state.task.name}/"
     metrics = {prefix + "acc": summary["accuracy"], prefix + "acc_stderr": summary["accuracy_stderr"],
                prefix + "len_mean": summary["len_mean"], prefix + "truncated_frac": summary["truncated_frac"],
-               prefix + "no_answer_frac": summary["no_answer_frac"]}
+               prefix + "no_answer_frac": summary["no_answer_frac"], prefix + "acc_lenient": summary["accuracy_lenient"],
+               **{prefix + k: v for k, v in summary.items() if k.startswith(("pass@", "maj@"))}}
     if "kl_drift" in summary:
         metrics[prefix + "kl_k1"] = summary["kl_drift"]["k1_token"]
         metrics[prefix + "kl_k3"] = summary["kl_drift"]["k3_token"]

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from conftest import write_digit_task
 from mathrl.cli import app
-from mathrl.evaluate import evaluate
+from mathrl.evaluate import evaluate, grade_both
 from mathrl.models import load_model
 from mathrl.tasks import get_task
 
@@ -39,3 +39,32 @@ def test_cli_eval_writes_json_and_samples(tmp_path):
     assert len(out.with_suffix(".samples.jsonl").read_text().splitlines()) == 3
     bad = CliRunner().invoke(app, ["eval", "--model", "tiny", "--task", "nope"])
     assert bad.exit_code == 2
+
+
+def test_every_grade_is_reported_strictly_and_leniently():
+    """arithmetic-1shot grades `#### N` strictly; its lenient grade (`auto`) also accepts a bare
+    last number, so a model that only learns the format cannot pass for one that learns to add."""
+    from types import SimpleNamespace
+
+    from mathrl.evaluate import grade_both, sampled_metrics
+
+    task = get_task("arithmetic-1shot")
+    assert (task.extractor, task.lenient_extractor) == ("gsm8k", "auto")
+    gold = task.load("test", limit=1)[0]
+    completions = [f"1 + 1 = {gold.gold}", f"#### {gold.gold}", "#### 1000", "1 + 1 = 1000"]
+    batch = SimpleNamespace(completions=completions, problems=[gold] * 4)
+    strict, lenient = grade_both(task, completions, batch.problems)
+    assert [g.correct for g in strict] == [False, True, False, False]
+    assert [g.correct for g in lenient] == [True, True, False, False]
+    metrics, rows = sampled_metrics(task, batch, 4, (1, 4))
+    assert metrics["pass@1"] == 0.25 and metrics["pass@1_lenient"] == 0.5  # 1 of 4 vs 2 of 4 correct
+    assert metrics["pass@4"] == metrics["pass@4_lenient"] == 1.0
+    assert rows[0]["samples_correct_lenient"] == [True, True, False, False]
+    assert rows[0]["samples_extracted"] == [None, gold.gold, "1000", None]
+
+
+def test_a_task_graded_by_the_last_number_is_its_own_lenient_grade():
+    task = get_task("arithmetic-add2")
+    problems = task.load("test", limit=2)
+    strict, lenient = grade_both(task, ["12 + 3 = 15", problems[1].gold], problems)
+    assert strict is lenient  # graded once

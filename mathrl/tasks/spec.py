@@ -81,6 +81,10 @@ SCHEMA: dict[str, Field] = {
     }),
     "grader": Field(MAP, required=True, schema={
         "extractor": Field(STR, default="auto", choices=EXTRACTORS),
+        # the format-insensitive grade reported beside the strict one (never the reward), so that
+        # learning the answer format is not read as learning to reason; `auto` falls back to the
+        # last number when no answer marker is found
+        "lenient_extractor": Field(STR, default="auto", choices=EXTRACTORS),
         "mode": Field(STR, default="math", choices=MODES),
         "rel_tol": Field(NUM, default=1e-6),
         "timeout": Field(NUM, default=2.0),

@@ -208,9 +208,14 @@ class Task:
 
     # ---- grading ------------------------------------------------------------------------------
 
-    def _grader_kwargs(self) -> dict:
+    @property
+    def lenient_extractor(self) -> str:
+        return self.spec["grader"]["lenient_extractor"]
+
+    def _grader_kwargs(self, lenient: bool = False) -> dict:
         g = self.spec["grader"]
-        return dict(extractor=g["extractor"], mode=g["mode"], rel_tol=g["rel_tol"],
+        extractor = g["lenient_extractor"] if lenient else g["extractor"]
+        return dict(extractor=extractor, mode=g["mode"], rel_tol=g["rel_tol"],
                     timeout=g["timeout"], percent_as_fraction=g["percent_as_fraction"])
 
     def grade_answer(self, completion: str, gold: str) -> Grade:
@@ -221,12 +226,13 @@ class Task:
     def grade(self, completion: str, problem: Problem) -> Grade:
         return self.grade_answer(completion, problem.gold)
 
-    def grade_batch(self, completions: list[str], problems: list[Problem]) -> list[Grade]:
+    def grade_batch(self, completions: list[str], problems: list[Problem], lenient: bool = False) -> list[Grade]:
+        """The task's grade (the reward's), or with `lenient` the format-insensitive one."""
         from mathrl.verify import grade_batch
 
         if len(completions) != len(problems):
             raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
-        return grade_batch(completions, [p.gold for p in problems], **self._grader_kwargs())
+        return grade_batch(completions, [p.gold for p in problems], **self._grader_kwargs(lenient))
 
     def run_examples(self) -> list[tuple[dict, Grade]]:
         """Grade every `examples:` entry; the caller compares with `example['correct']`."""
