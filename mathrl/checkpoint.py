@@ -50,20 +50,37 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, quota, permissions). Nothing half-written
+    is left that a resume could pick up, and the previous checkpoints are untouched."""
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
+
+
 def save_checkpoint(checkpoints_dir: Path, step: int, state: dict[str, Any], keep: int) -> Path:
-    """Atomically write `state` as checkpoint `step`; keep only the newest `keep`."""
-    checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    for stale in checkpoints_dir.glob(_TMP_PREFIX + "*"):  # left by a process killed mid-write
-        shutil.rmtree(stale, ignore_errors=True)
+    """Atomically write `state` as checkpoint `step`; keep only the newest `keep`.
+
+    Older checkpoints are pruned only once the new one is complete; a failed write (e.g.
+    ENOSPC) removes its temporary folder and raises CheckpointWriteError."""
     final = checkpoint_path(checkpoints_dir, step)
     tmp = checkpoints_dir / f"{_TMP_PREFIX}{step:07d}-{os.getpid()}"
-    tmp.mkdir()
-    torch.save(state, tmp / "state.pt")
-    _fsync_file(tmp / "state.pt")
-    marker = json.dumps({"step": step, "bytes": (tmp / "state.pt").stat().st_size})
-    (tmp / COMPLETE).write_text(marker)
-    _fsync_file(tmp / COMPLETE)
-    _fsync_dir(tmp)
+    try:
+        checkpoints_dir.mkdir(parents=True, exist_ok=True)
+        for stale in checkpoints_dir.glob(_TMP_PREFIX + "*"):  # left by a process killed mid-write
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
+        torch.save(state, tmp / "state.pt")
+        _fsync_file(tmp / "state.pt")
+        marker = json.dumps({"step": step, "bytes": (tmp / "state.pt").stat().st_size})
+        (tmp / COMPLETE).write_text(marker)
+        _fsync_file(tmp / COMPLETE)
+        _fsync_dir(tmp)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space the partial state.pt took
+        previous = list_checkpoints(checkpoints_dir)
+        raise CheckpointWriteError(e.errno, f"could not write checkpoint {final} ({e.strerror or e}); "
+                                   f"newest intact checkpoint: {previous[-1].name if previous else 'none'}") from e
     if final.exists():  # only a checkpoint that failed validation (a good one would be resumed)
         _remove(final)
     os.replace(tmp, final)

@@ -7,6 +7,7 @@ Known errors (bad config, task, data, model) print one line and exit with code 2
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from pathlib import Path
@@ -101,6 +102,10 @@ def _resume_config(run_dir: Path, overrides: dict):
     return build_config(saved["algo"], None, values)
 
 
+# a run directory that cannot be written: full disk, quota, read-only or not ours
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
 def _train(cfg, progress: bool, resume: Optional[Path]):
     from mathrl.run_state import RunAborted
     from mathrl.train import train
@@ -109,6 +114,14 @@ def _train(cfg, progress: bool, resume: Optional[Path]):
         return train(cfg, progress=progress, resume=resume)
     except RunAborted as e:
         fail(str(e), code=3)
+    except OSError as e:
+        if e.errno not in _WRITE_ERRNOS:
+            raise
+        run = resume or cfg.output or "RUN_DIR"
+        what = str(e) if e.__class__.__name__ == "CheckpointWriteError" else \
+            f"cannot write {e.filename or run} ({e.strerror})"
+        again = f"continue with --resume {run}" if (Path(str(run)) / "config.json").is_file() else "run again"
+        fail(f"{what}; free space or fix permissions, then {again}")
     except KeyboardInterrupt as e:  # train() saved the last completed step unless Ctrl-C came twice
         where = str(e) or f"interrupted; the last checkpoint is in {cfg.output or 'the run directory'}"
         fail(f"{where} (continue with --resume RUN_DIR)", code=130)

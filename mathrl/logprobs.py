@@ -32,14 +32,15 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
     width = max(int(attention_mask[:, prompt_len:].sum(-1).max()), 1)  # the rest is padding
     ids, mask = input_ids[:, :prompt_len + width], attention_mask[:, :prompt_len + width]
     logits, hidden = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (n, w, V)
-    logits = logits.float() / temperature  # (n, w, V)
+    # at least fp32 (bf16 log-softmax is too coarse for ratios); fp64 stays fp64 (exactness tests)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (n, w, V)
     log_z = torch.logsumexp(logits, -1)  # (n, w)
     result = {"logp": logits.gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1) - log_z}  # (n, w)
     if with_entropy:
         probs = torch.softmax(logits, -1)  # (n, w, V)
         result["entropy"] = log_z - (probs * logits).sum(-1)  # (n, w)  H = log Z - E_p[logit]
     if value_head is not None:
-        result["values"] = value_head(hidden.float())  # (n, w)
+        result["values"] = value_head(hidden)  # (n, w)
     return {k: torch.nn.functional.pad(v, (0, T - width)) for k, v in result.items()}  # (n, T)
 
 

@@ -200,9 +200,17 @@ def load_smollm2(seed: int = 0, dtype: torch.dtype = torch.float32, cache_dir: s
 def _from_pretrained(name: str, dtype: torch.dtype, **kwargs):
     tokenizer = _prepare_tokenizer(AutoTokenizer.from_pretrained(name, **kwargs))
     model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, **kwargs)
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:  # ids past the embedding: an index error mid-rollout (a device assert on GPU)
+        raise ValueError(f"{name!r}: the tokenizer has {len(tokenizer)} tokens but the model's embedding "
+                                 f"only {rows} rows; save the tokenizer the model was trained with beside it")
     if model.generation_config.pad_token_id is None:  # else generate() warns on every call
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+# what AutoTokenizer reads from a folder (fast tokenizers, sentencepiece, BPE, WordPiece)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "vocab.txt")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -241,7 +249,10 @@ def _load_named(name: str, seed: int, dtype: torch.dtype, cache_dir: str | None)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{name!r} is a folder without config.json; {_ALTERNATIVES}")
-        return _from_pretrained(str(path), dtype)
+        if not any((path / f).is_file() for f in _TOKENIZER_FILES):  # else transformers asks the Hub
+            raise ModelNotFoundError(f"{name!r} is a model folder without a tokenizer (none of "
+                                     f"{', '.join(_TOKENIZER_FILES)}); save one with tokenizer.save_pretrained()")
+        return _from_pretrained(str(path), dtype, local_files_only=True)
     if _looks_like_path(name) or path.exists():
         raise ModelNotFoundError(f"model folder {name!r} does not exist; {_ALTERNATIVES}")
     return _load_hub(name, dtype, cache_dir)

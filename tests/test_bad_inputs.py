@@ -37,6 +37,18 @@ def world(tmp_path_factory) -> Path:
     _task(tasks, "empty", "")
     _task(tasks, "nodata", None)
     _task(tasks, "badspec", None, DIGIT_TASK.replace("grader: {", "grader: {nonsense: 1, "))
+    good = '{"q": "Say 1", "a": "1"}\n'
+    _task(tasks, "nofield3", good + "\n" + good + '{"question": "Say 2", "a": "2"}\n')  # line 4: blank line 2
+    _task(tasks, "badutf8", None)
+    (tasks / "badutf8.jsonl").write_bytes(good.encode() + b'{"q": "Say \xff", "a": "1"}\n')
+    _task(tasks, "badgold", good + '{"q": "Say 3", "a": null}\n')
+    for name, suffix, data in [("shortcsv", "csv", "q,a\nSay 1,1\nSay 2\n"), ("longcsv", "csv", "q,a\nSay 1,1,9\n"),
+                               ("badjson", "json", '[{"q": "Say 1", "a": "1"},\n {"q": }]'),
+                               ("jsonnotobj", "json", '[{"q": "Say 1", "a": "1"}, 7]')]:
+        _task(tasks, name, None, DIGIT_TASK.replace("name: digit", f"name: {name}").replace(
+            "digit.jsonl", f"{name}.{suffix}"))
+        (tasks / f"{name}.{suffix}").write_text(data)
+    _model_folders(root)
     (root / "bad.yaml").write_text("lr: [1e-5\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
     (root / "unknown.yaml").write_text("learning_rate: 1e-5\n")
@@ -45,6 +57,17 @@ def world(tmp_path_factory) -> Path:
     (root / "damaged_run").mkdir()
     (root / "damaged_run" / "config.json").write_text("{not json")
     return root
+
+
+def _model_folders(root: Path) -> None:
+    """tiny saved without its tokenizer, and with a tokenizer larger than its embedding."""
+    from mathrl.models import build_tiny
+
+    model, tokenizer = build_tiny()
+    model.save_pretrained(root / "no_tokenizer")
+    tokenizer.save_pretrained(root / "small_embedding")
+    model.resize_token_embeddings(len(tokenizer) - 8)
+    model.save_pretrained(root / "small_embedding")
 
 
 def _args(world: Path, *extra: str, task: str = "digit") -> list[str]:
@@ -70,7 +93,17 @@ CASES = {
     "task file missing": (lambda w: _args(w, task=str(w / "none.yaml")), "does not exist"),
     "malformed JSONL": (lambda w: _args(w, task="badjsonl"), "line 2 is not JSON"),
     "missing dataset field": (lambda w: _args(w, task="nofield"), "no field 'q' (the record has: question, a)"),
-    "records that are not objects": (lambda w: _args(w, task="notrecords"), "no field 'q'"),
+    "records that are not objects": (lambda w: _args(w, task="notrecords"), "notrecords.jsonl: line 1 is a JSON list"),
+    "missing field, named by line": (lambda w: _args(w, task="nofield3"), "nofield3.jsonl: line 4 (task 'nofield3'"),
+    "JSONL line not UTF-8": (lambda w: _args(w, task="badutf8"), "badutf8.jsonl: line 2 is not UTF-8"),
+    "null gold answer": (lambda w: _args(w, task="badgold"), "badgold.jsonl: line 2 (task 'badgold', split 'train'): field 'a' is empty"),
+    "CSV row with too few cells": (lambda w: _args(w, task="shortcsv"), "shortcsv.csv: line 3 has 1 fields, the header has 2"),
+    "CSV row with too many cells": (lambda w: _args(w, task="longcsv"), "longcsv.csv: line 2 has 3 fields"),
+    "malformed .json data": (lambda w: _args(w, task="badjson"), "badjson.json: line 2 is not valid JSON"),
+    ".json record not an object": (lambda w: _args(w, task="jsonnotobj"), "jsonnotobj.json: record 1 is a JSON int"),
+    "model folder without a tokenizer": (lambda w: _args(w, "--model", str(w / "no_tokenizer")), "without a tokenizer"),
+    "tokenizer larger than the embedding": (lambda w: _args(w, "--model", str(w / "small_embedding")),
+                                            "the tokenizer has 115 tokens but the model's embedding only 107 rows"),
     "empty dataset": (lambda w: _args(w, task="empty"), "has no training problems"),
     "data file missing": (lambda w: _args(w, task="nodata"), "nodata.jsonl does not exist"),
     "data dir without the files": (lambda w: ["run", "--task", "gsm8k", "--data", str(w / "empty_dir"), "--output",

@@ -40,37 +40,85 @@ class Ctx:
 # ---- local files ----------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+class Records(list):
+    """A file's records, with where each one came from ("<file>: line 7"), so that an error
+    about a record's fields can name the line to fix."""
+
+    def __init__(self, rows=(), origins=()):
+        super().__init__(rows)
+        self.origins = list(origins)
+
+
+def _not_utf8(path: Path, e: UnicodeDecodeError, line: int | None = None) -> TaskDataError:
+    at = f"line {line}" if line else f"byte {e.start}"
+    return TaskDataError(f"{path}: {at} is not UTF-8 text ({e.reason} at {e.object[e.start:e.start + 1]!r})")
+
+
+def _object(path: Path, where: str, row: Any) -> dict:
+    if not isinstance(row, dict):
+        raise TaskDataError(f"{path}: {where} is a JSON {type(row).__name__}, not an object (one record)")
+    return row
+
+
+# Policy for malformed data (README "Task data files"): fail on the first bad record, naming the
+# file and line. A skipped line would silently change the problem set, its size and its order.
+def _read_jsonl(path: Path) -> Records:
+    rows = Records()
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise _not_utf8(path, e, n) from None
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    rows.append(_object(path, f"line {n}", json.loads(line)))
                 except json.JSONDecodeError as e:
                     raise TaskDataError(f"{path}: line {n} is not JSON ({e.msg})") from None
+                rows.origins.append(f"{path}: line {n}")
     return rows
 
 
-def _read_json(path: Path) -> list[dict]:
-    rows = json.loads(path.read_text(encoding="utf-8"))
+def _read_json(path: Path) -> Records:
+    try:
+        rows = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+    except json.JSONDecodeError as e:
+        raise TaskDataError(f"{path}: line {e.lineno} is not valid JSON ({e.msg})") from None
     if not isinstance(rows, list):
         raise TaskDataError(f"{path}: a .json data file must hold a list of records")
+    return Records([_object(path, f"record {i}", r) for i, r in enumerate(rows)],
+                   [f"{path}: record {i}" for i in range(len(rows))])
+
+
+def _read_csv(path: Path) -> Records:
+    rows = Records()
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                extra, missing = row.pop(None, None) or [], sum(v is None for v in row.values())
+                if extra or missing:  # more or fewer cells than the header: shifted columns
+                    raise TaskDataError(f"{path}: line {reader.line_num} has {len(row) + len(extra) - missing} "
+                                        f"fields, the header has {len(reader.fieldnames)}")
+                rows.append(row)
+                rows.origins.append(f"{path}: line {reader.line_num}")
+    except UnicodeDecodeError as e:
+        raise _not_utf8(path, e) from None
+    except csv.Error as e:
+        raise TaskDataError(f"{path}: line {reader.line_num} is not CSV ({e})") from None
     return rows
 
 
-def _read_csv(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _read_parquet(path: Path) -> list[dict]:
+def _read_parquet(path: Path) -> Records:
     import pyarrow.parquet as pq  # installed with `datasets`
 
-    return pq.read_table(path).to_pylist()
+    rows = pq.read_table(path).to_pylist()
+    return Records(rows, [f"{path}: row {i}" for i in range(len(rows))])
 
 
-READERS: dict[str, Callable[[Path], list[dict]]] = {
+READERS: dict[str, Callable[[Path], Records]] = {
     ".jsonl": _read_jsonl,
     ".json": _read_json,
     ".csv": _read_csv,
@@ -90,7 +138,7 @@ def _bound(text: str, n: int, default: int) -> int:
     return int(text)
 
 
-def read_file(ref: str, base_dir: Path) -> list[dict]:
+def read_file(ref: str, base_dir: Path) -> Records:
     """Read `ref` (a path, optionally with a `[a:b]` slice), relative to `base_dir`."""
     m = _SLICE.match(ref)
     path = Path(m["file"] if m else ref).expanduser()
@@ -103,7 +151,8 @@ def read_file(ref: str, base_dir: Path) -> list[dict]:
         raise TaskDataError(f"data file {path} does not exist")
     rows = reader(path)
     if m:
-        rows = rows[_bound(m["a"], len(rows), 0):_bound(m["b"], len(rows), len(rows))]
+        cut = slice(_bound(m["a"], len(rows), 0), _bound(m["b"], len(rows), len(rows)))
+        rows = Records(rows[cut], rows.origins[cut])
     return rows
 
 

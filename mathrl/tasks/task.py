@@ -140,9 +140,14 @@ class Task:
 
     def problem(self, record: dict, split: str, index: int) -> Problem:
         fields = self.spec["fields"]
-        where = f"task '{self.name}' split '{split}' record {index}"
-        question = str(_get(record, fields["question"], where))
-        gold = self.extract_gold(_get(record, fields["answer"], where), where)
+        origins = getattr(self._records.get(split), "origins", None)  # file and line, for local files
+        where = f"{origins[index]} (task '{self.name}', split '{split}')" if origins else \
+            f"task '{self.name}' split '{split}' record {index}"
+        question, answer = (_get(record, fields[k], where) for k in ("question", "answer"))
+        for key, value in (("question", question), ("answer", answer)):
+            if value is None or (isinstance(value, str) and not value.strip()):  # else the gold is "None"
+                raise TaskDataError(f"{where}: field {fields[key]!r} is empty")
+        question, gold = str(question), self.extract_gold(answer, where)
         solution = None
         if fields["solution"]:
             solution = self._clean_solution(str(_get(record, fields["solution"], where)), gold)
