@@ -34,7 +34,7 @@ import torch
 
 from conftest import write_digit_task
 from mathrl.logprobs import forward_completion
-from mathrl.loss import aggregate, clipped_surrogate, kl, masked_mean, value_loss
+from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES, aggregate, masked_mean, value_loss
 from mathrl.models import build_tiny
 from mathrl.rollout import teacher_forced_batch
 from mathrl.tasks import get_task
@@ -50,10 +50,13 @@ TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
 def params_for(family: str, mode: str, micro: int, minibatches: int) -> UpdateParams:
+    """What run_state builds from each family's Recipe (SFT: -A log p at A = 1; GRPO: k3 KL in
+    the loss; PPO: KL in the reward, an entropy bonus and the value loss)."""
     return UpdateParams(
-        sft=family == "sft", temperature=0.7, clip_eps_low=0.2, clip_eps_high=0.28,
-        kl_coef_in_loss=0.05 if family in ("grpo", "dr_grpo") else 0.0, kl_estimator="k3", loss_agg=mode,
-        max_len=MAX_LEN, entropy_coef=0.01 if family == "ppo" else 0.0, vf_coef=0.5, value_clip_eps=0.2,
+        policy_loss=POLICY_LOSSES["reinforce" if family == "sft" else "clip"], temperature=0.7, clip_eps_low=0.2,
+        clip_eps_high=0.28, kl=KL_ESTIMATORS["k3"] if family in ("grpo", "dr_grpo") else None, kl_coef=0.05,
+        kl_grad_at_reference=False, loss_agg=mode, token_weighted=mode == "token_mean", max_len=MAX_LEN,
+        entropy_coef=0.01 if family == "ppo" else 0.0, vf_coef=0.5, value_clip_eps=0.2,
         ppo_epochs=1, minibatches=minibatches, micro_batch_size=micro, max_grad_norm=1e9)
 
 
@@ -97,7 +100,8 @@ def make_problem(dtype: torch.dtype, family: str, tmp: Path, rows: slice = slice
     rand = lambda scale: (torch.randn(n, T, generator=g) * scale).to(dtype)  # noqa: E731
     with torch.no_grad():
         logp = forward_completion(model, batch.input_ids, batch.attention_mask, batch.prompt_len, 0.7)["logp"]
-    inputs = UpdateInputs(advantages=rand(1.0), mask=batch.completion_mask.to(dtype),
+    adv = torch.ones(n, T, dtype=dtype) if family == "sft" else rand(1.0)  # SFT: A = 1 (train.py)
+    inputs = UpdateInputs(advantages=adv, mask=batch.completion_mask.to(dtype),
                           old_logp=(logp + rand(0.3)).to(dtype), ref_logp=(logp + rand(0.5)).to(dtype))
     if family == "ppo":
         inputs.old_values, inputs.returns = rand(0.5), rand(1.0)
@@ -110,15 +114,12 @@ def reference(model, head, batch, inputs: UpdateInputs, hp: UpdateParams, rows: 
     out = forward_completion(model, batch.input_ids[idx], batch.attention_mask[idx], batch.prompt_len,
                              hp.temperature, with_entropy=hp.entropy_coef > 0, value_head=head)
     logp, mask = out["logp"], inputs.mask[idx]
-    if hp.sft:
-        per_token = -logp
-    else:
-        per_token, _ = clipped_surrogate(logp, inputs.old_logp[idx], inputs.advantages[idx], hp.clip_eps_low,
-                                         hp.clip_eps_high)
+    per_token, _, _ = hp.policy_loss(logp, inputs.old_logp[idx], inputs.advantages[idx], mask, hp.clip_eps_low,
+                                     hp.clip_eps_high)
     terms = {"loss/policy": aggregate(per_token, mask, hp.loss_agg, hp.max_len)}
-    if hp.kl_coef_in_loss:
-        kl_tok = kl(logp, inputs.ref_logp[idx], hp.kl_estimator)
-        per_token = per_token + hp.kl_coef_in_loss * kl_tok
+    if hp.kl is not None:
+        kl_tok = hp.kl(logp, inputs.ref_logp[idx])
+        per_token = per_token + hp.kl_coef * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
     if hp.entropy_coef:
         per_token = per_token - hp.entropy_coef * out["entropy"]
