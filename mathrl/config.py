@@ -64,8 +64,8 @@ class RunConfig:
 
     # ---- loss ------------------------------------------------------------------------------
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
-    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | reinforce (-A log p, no ratio); SFT is always -log p
-    clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low)
+    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | gspo | cispo | reinforce (-A log p, no ratio); SFT is always -log p
+    clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low); 1: no lower bound (CISPO)
     clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
     kl_coef: float = 0.04  # beta; 0 disables the reference model entirely
     kl_estimator: str = "k3"  # k1 | k2 | k3 (Schulman's approximators)
@@ -126,7 +126,7 @@ class RunConfig:
         _check(self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(min(self.warmup_steps, self.checkpoint_every, self.ref_reset_every, self.samples_every) >= 0,
                "warmup_steps, checkpoint_every, ref_reset_every and samples_every must be >= 0")
-        _check(0 <= self.clip_eps_low < 1 and self.clip_eps_high >= 0, "clip_eps_low in [0,1), clip_eps_high >= 0")
+        _check(0 <= self.clip_eps_low <= 1 and self.clip_eps_high >= 0, "clip_eps_low in [0,1], clip_eps_high >= 0")
         _check(self.ppo_epochs >= 1 and self.minibatches >= 1, "ppo_epochs and minibatches must be >= 1")
         _check(self.micro_batch_size >= 1, "micro_batch_size must be >= 1")
         _check(self.eval_limit >= 0 and self.eval_every >= 0, "eval_limit and eval_every must be >= 0")

@@ -109,7 +109,43 @@ def reinforce(logp, old_logp, adv, mask, eps_low: float, eps_high: float):
     return loss, never, never
 
 
-POLICY_LOSSES = {"clip": clip, "reinforce": reinforce}
+def gspo(logp, old_logp, adv, mask, eps_low: float, eps_high: float):
+    """GSPO-token (Zheng et al. 2025, Eq. 5-10): PPO's clip on the length-normalised sequence ratio.
+
+    s_i = exp(1/|o_i| Σ_t log(π_θ/π_old)) is one ratio per completion (the geometric mean of its
+    token ratios). Every token carries the value of s_i with the gradient of its own log-prob,
+    s_i,t = sg[s_i] π_θ(o_t)/sg[π_θ(o_t)]; with one advantage per completion and the 1/|o_i|
+    token mean (seq_mean_token_mean) the gradient is exactly GSPO's. A whole completion is
+    clipped or kept, never single tokens.
+    """
+    m = mask.bool()  # (N, T)
+    zero = torch.zeros_like(logp)  # (N, T)
+    log_ratio = torch.where(m, logp.detach() - old_logp, zero)  # (N, T)
+    seq_log_ratio = log_ratio.sum(-1, keepdim=True) / m.sum(-1, keepdim=True).clamp(min=1)  # log s_i  # (N, 1)
+    ratio = torch.exp(seq_log_ratio + torch.where(m, logp - logp.detach(), zero))  # GSPO Eq. 10: s_i,t  # (N, T)
+    adv = adv[:, None] if adv.dim() == 1 else adv  # (N, 1) or (N, T)
+    unclipped = ratio * adv  # (N, T)
+    clipped = ratio.clamp(1.0 - eps_low, 1.0 + eps_high) * adv  # (N, T)
+    is_clipped = clipped < unclipped  # (N, T)
+    return -torch.minimum(unclipped, clipped), is_clipped & (adv < 0), is_clipped & (adv > 0)  # GSPO Eq. 5
+
+
+def cispo(logp, old_logp, adv, mask, eps_low: float, eps_high: float):
+    """CISPO (MiniMax 2025, MiniMax-M1 §3.1, Eq. 4-5): REINFORCE with a clipped, stop-gradient
+    importance weight, -sg(clip(r, 1 - eps_low, 1 + eps_high)) A log π_θ.
+
+    Unlike PPO's clip, no token loses its gradient: a token whose ratio left the range keeps
+    the capped weight. clipped_low / clipped_high mark the tokens whose weight was capped,
+    whatever the sign of A. Without clipping it is the plain off-policy policy gradient (Eq. 3).
+    """
+    ratio = torch.exp(logp.detach() - old_logp)  # sg(r_t)  # (N, T)
+    weight = ratio.clamp(1.0 - eps_low, 1.0 + eps_high)  # MiniMax-M1 Eq. 5: r̂_t  # (N, T)
+    adv = adv[:, None] if adv.dim() == 1 else adv  # (N, 1) or (N, T)
+    loss = -weight * adv * logp  # MiniMax-M1 Eq. 4: -sg(r̂_t) Â_t log π_θ  # (N, T)
+    return loss, ratio < 1.0 - eps_low, ratio > 1.0 + eps_high
+
+
+POLICY_LOSSES = {"clip": clip, "reinforce": reinforce, "gspo": gspo, "cispo": cispo}
 
 
 # --------------------------------------------------------------------------- value function

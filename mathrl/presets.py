@@ -118,6 +118,54 @@ def ppo() -> dict[str, Any]:
                 vf_coef=0.1, value_clip_eps=0.2)
 
 
+def gspo() -> dict[str, Any]:
+    """GSPO — Zheng et al. 2025, Group Sequence Policy Optimization (Qwen3's RL).
+
+    Paper: GRPO's group advantage, but the importance ratio and its clip are per sequence: s_i =
+    (π_θ(o_i|q) / π_old(o_i|q))^(1/|o_i|), objective 1/G Σ_i min(s_i A_i, clip(s_i, 1-ε, 1+ε) A_i)
+    (Eq. 5-7). §5.1: "each batch of rollout data is partitioned into four minibatches for
+    gradient updates" and the "clipping ranges in Equation (5)" are "3e-4 and 4e-4"; Eq. 5
+    has no KL term.
+    mathrl: the GSPO-token form (Eq. 9-10), whose gradient equals GSPO's for outcome
+    advantages, with the 1/|o_i| token mean; 4 minibatches of one epoch, so that the second to
+    fourth see a ratio that moved; kl_coef = 0.
+    Run: mathrl run --algo gspo --task gsm8k
+    """
+    return dict(advantage="grpo", policy_loss="gspo", clip_eps_low=3e-4, clip_eps_high=4e-4, kl_coef=0.0,
+                loss_agg="seq_mean_token_mean", ppo_epochs=1, minibatches=4)
+
+
+def cispo() -> dict[str, Any]:
+    """CISPO — MiniMax 2025, MiniMax-M1 §3.1 (Clipped IS-weight Policy Optimization).
+
+    Paper: "Rather than clipping the token updates as in PPO/GRPO, we instead clip the
+    importance sampling weight": -sg(clip(r_t, 1-ε_low, 1+ε_high)) Â_t log π_θ, with GRPO's
+    group advantage and the token-level loss 1/Σ|o_i| (Eq. 4-5). "we did not impose a lower
+    bound on the IS weight by setting ε_low to a large value; instead, we only tuned ε_high".
+    "There is no KL penalty term in CISPO"; it uses DAPO's dynamic sampling and length penalty.
+    mathrl: ε_low = 1 (the weight is never bounded below); the paper prints no ε_high, we take
+    DAPO's clip-higher 0.28 (also Trinity-RFT's CISPO default); DAPO's dynamic sampling and
+    overlong penalty as in the dapo preset; 4 minibatches of one epoch so that the IS weight
+    departs from 1 (on-policy with one update it is REINFORCE).
+    Run: mathrl run --algo cispo --task gsm8k
+    """
+    return {**dapo(), "policy_loss": "cispo", "clip_eps_low": 1.0, "clip_eps_high": 0.28, "minibatches": 4}
+
+
+def reinforce() -> dict[str, Any]:
+    """On-policy REINFORCE — Williams 1992, as in nanochat's RL (Karpathy 2025, scripts/chat_rl.py).
+
+    nanochat: "1) Delete trust region, so there is no KL regularization to a reference model
+    2) We are on policy, so there's no need for PPO ratio+clip. 3) We use DAPO style
+    normalization that is token-level, not sequence-level. 4) Instead of z-score normalization
+    (r - mu)/sigma, only use (r - mu) as the advantage."
+    mathrl: exactly that: loss -A log π_θ (no ratio, no clip), A = r - mean of the group
+    (dr_grpo's estimator), token mean over the batch, no KL term, one update per rollout.
+    Run: mathrl run --algo reinforce --task gsm8k
+    """
+    return dict(advantage="dr_grpo", policy_loss="reinforce", kl_coef=0.0, loss_agg="token_mean", ppo_epochs=1)
+
+
 def online_rft() -> dict[str, Any]:
     """Online rejection-sampling fine-tuning — DeepSeekMath §5.2.1, Eq. 10-11.
 
@@ -169,6 +217,6 @@ def sft() -> dict[str, Any]:
 PRESETS: dict[str, Callable[[], dict[str, Any]]] = {
     "grpo": grpo, "grpo_ps": grpo_ps, "dr_grpo": dr_grpo, "dapo": dapo, "rloo": rloo,
     "reinforce_pp": reinforce_pp, "ppo": ppo, "online_rft": online_rft, "offline_rft": offline_rft,
-    "sft": sft,
+    "sft": sft, "gspo": gspo, "cispo": cispo, "reinforce": reinforce,
 }
 

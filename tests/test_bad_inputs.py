@@ -166,7 +166,7 @@ def test_subprocess_exit_code_and_debug_traceback(world):
     plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 2
     assert plain.stderr.strip() == ("mathrl: error: unknown algorithm 'ppo2'; choose one of grpo, grpo_ps, dr_grpo, "
-                                    "dapo, rloo, reinforce_pp, ppo, online_rft, offline_rft, sft")
+                                    "dapo, rloo, reinforce_pp, ppo, online_rft, offline_rft, sft, gspo, cispo, reinforce")
     debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=120)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
     assert not (world / "out").exists()
