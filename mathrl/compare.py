@@ -406,7 +406,8 @@ def write_suite_report(suite: Suite, runs: list[PlannedRun], output: Path) -> Pa
                                                if r.algo in suite.algorithms and not r.is_init else -1))
     dirs = [r.path for r in report_order if is_run_dir(r.path)]
     _need(bool(dirs), f"no run of suite {suite.name} has started under {output}; nothing to report")
-    path = write_report(dirs, output, f"{suite.name} (suite v{suite.version})")
+    path = write_report(dirs, output, f"{suite.name} (suite v{suite.version})",
+                        warm_start=[r.path for r in report_order if r.is_init])
     rows = []  # one per algorithm and task: seeds share every setting but the seed
     for r in report_order:
         c = r.cfg

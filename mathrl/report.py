@@ -60,6 +60,9 @@ def load_run(path: str | Path) -> dict[str, Any]:
     if final_acc is None and accs:
         final_acc = accs[-1]
     candidates = accs + ([final_acc] if final_acc is not None else [])
+    lenient = (final or {}).get("accuracy_lenient")
+    if lenient is None:
+        lenient = _last(rows, f"eval/{eval_task}/acc_lenient")
     kl = ((final or {}).get("kl_drift") or {}).get("k3_token")
     if kl is None:
         kl = _last(rows, f"eval/{eval_task}/kl_k3")
@@ -80,6 +83,10 @@ def load_run(path: str | Path) -> dict[str, Any]:
         "eval_task": eval_task,
         "final_acc": final_acc,
         "final_acc_stderr": (final or {}).get("accuracy_stderr"),
+        "final_acc_lenient": lenient,
+        # pass@1 from n samples: a far less noisy estimate of accuracy than one greedy answer
+        "pass1": (final or {}).get("pass@1"),
+        "pass1_lenient": (final or {}).get("pass@1_lenient"),
         "best_acc": max(candidates) if candidates else None,
         "pass_at": at_k["pass"],
         "maj_at": at_k["maj"],
@@ -106,6 +113,7 @@ def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pool runs by (algo, task, model), in order of first appearance."""
     groups: dict[tuple[str, str, str], list[dict]] = {}
     several_models = len({r["model"] for r in runs}) > 1
+    several_tasks = len({r["task"] for r in runs}) > 1
     for r in runs:
         groups.setdefault((r["algo"], r["task"], r["model"]), []).append(r)
     out = []
@@ -114,15 +122,25 @@ def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
               for kind in ("pass", "maj")}
         out.append({
             "algo": algo, "task": task, "model": model,
-            "label": f"{algo} / {task}" + (f" / {model}" if several_models else ""),
+            # a curve is named by what differs between the groups: the algorithm, and the task or
+            # model only where several are compared (a warm start's model is a long run path)
+            "label": algo + (f" / {Path(task).stem}" if several_tasks else "")
+                     + (f" / {short_model(model)}" if several_models else ""),
             "seeds": [r["seed"] for r in members],
             "runs": members,
             **{m: _stat([r[m] for r in members])
-               for m in ("final_acc", "best_acc", "kl_drift", "flops", "wall_s")},
+               for m in ("final_acc", "final_acc_lenient", "pass1", "pass1_lenient", "best_acc", "kl_drift",
+                         "flops", "wall_s")},
             "pass_at": {k: _stat([r["pass_at"].get(k) for r in members]) for k in ks["pass"]},
             "maj_at": {k: _stat([r["maj_at"].get(k) for r in members]) for k in ks["maj"]},
         })  # fmt: skip
     return out
+
+
+def short_model(model: str) -> str:
+    """`runs/init-sft-arithmetic-s0/final` -> `init-sft-arithmetic-s0`; hub ids and names stay."""
+    path = Path(model)
+    return path.parent.name if path.name == "final" else (path.name if "/" in model and path.exists() else model)
 
 
 def _table_k(runs: list[dict], kind: str) -> int | None:
@@ -176,19 +194,21 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def render_markdown(
-    title: str, groups: list[dict], runs: list[dict], plots: list[tuple[str, str]]
+    title: str, groups: list[dict], runs: list[dict], plots: list[tuple[str, str]],
+    warm: list[dict] | None = None, pairs: dict[str, Any] | None = None,
 ) -> str:
     """The report text: a table per group, a table per run, the plots, what was missing."""
     kp, km = _table_k(runs, "pass"), _table_k(runs, "maj")
     pk, mk = (f"pass@{kp}" if kp else "pass@k"), (f"maj@{km}" if km else "maj@k")
-    head = ["algorithm", "task", "model", "seeds", "final acc", "best acc", pk, mk,
+    head = ["algorithm", "task", "model", "seeds", "final acc", "lenient acc", "best acc", pk, mk,
             "KL drift", "FLOPs", "wall time"]  # fmt: skip
     group_rows = []
     for g in groups:
         n = len(g["runs"])
         group_rows.append([
             g["algo"], g["task"], g["model"], str(n),
-            _fmt_stat(g["final_acc"], "acc", n), _fmt_stat(g["best_acc"], "acc", n),
+            _fmt_stat(g["final_acc"], "acc", n), _fmt_stat(g["final_acc_lenient"], "acc", n),
+            _fmt_stat(g["best_acc"], "acc", n),
             _fmt_stat(g["pass_at"][kp], "acc", n) if kp in g["pass_at"] else DASH,
             _fmt_stat(g["maj_at"][km], "acc", n) if km in g["maj_at"] else DASH,
             _fmt_stat(g["kl_drift"], "kl", n), _fmt_stat(g["flops"], "flops", n),
@@ -200,8 +220,8 @@ def render_markdown(
         if r["final_acc"] is not None and r["final_acc_stderr"] is not None:
             acc += f" ± {r['final_acc_stderr']:.3f} (se)"
         run_rows.append([
-            r["name"], r["algo"], r["task"], r["model"], str(r["seed"]), acc,
-            _fmt_num(r["best_acc"], "acc"), _fmt_num(r["pass_at"].get(kp), "acc"),
+            r["name"], r["algo"], r["task"], short_model(r["model"]), str(r["seed"]), acc,
+            _fmt_num(r["final_acc_lenient"], "acc"), _fmt_num(r["best_acc"], "acc"), _fmt_num(r["pass_at"].get(kp), "acc"),
             _fmt_num(r["maj_at"].get(km), "acc"), _fmt_num(r["kl_drift"], "kl"),
             _fmt_num(r["flops"], "flops"), _fmt_num(r["wall_s"], "seconds"),
         ])  # fmt: skip
@@ -214,16 +234,33 @@ def render_markdown(
         "Each cell is the mean over seeds ± the half-width of its 95% confidence interval "
         "(Student t, n−1 degrees of freedom); a single seed shows no interval, and (n=…) marks "
         "a mean over fewer runs than the group has. Accuracy and pass/maj@k are from the final "
-        "evaluation (eval/final.json), else the last in-training evaluation; best acc is the "
+        "evaluation (eval/final.json), else the last in-training evaluation, graded by the task's "
+        "grader (the reward's) and, as lenient acc, by its format-insensitive lenient grader; best acc is the "
         "best evaluation seen. KL drift is the k3 estimate of KL(policy ‖ reference) per "
         "token at evaluation. FLOPs and wall time are cumulative training cost "
         "(mathrl/compute.py: 6N per trained token, 2N per generated or scored token); wall "
         "time includes in-training evaluation, not start-up or checkpoint writing.", "",
         "## Runs", "",
-        _md_table(["run", "algorithm", "task", "model", "seed", "final acc", "best acc", pk, mk,
+        _md_table(["run", "algorithm", "task", "model", "seed", "final acc", "lenient acc", "best acc", pk, mk,
                    "KL drift", "FLOPs", "wall time"], run_rows), "",
         "Here ± is the standard error of the final accuracy over the evaluation problems.", "",
     ]  # fmt: skip
+    if warm:
+        parts += ["## Warm start", "",
+                  "Every run above starts from this model; it is not one of the compared algorithms. "
+                  "Its final evaluation is the dotted grey line in the accuracy plots.", "",
+                  _md_table(["run", "algorithm", "steps", "final acc", "lenient acc", "pass@1"],
+                            [[w["name"], w["algo"], str(w["steps"]), _fmt_num(w["final_acc"], "acc"),
+                              _fmt_num(w["final_acc_lenient"], "acc"), _fmt_num(w["pass1"], "acc")] for w in warm]),
+                  ""]
+    if pairs and pairs["rows"]:
+        parts += ["## Differences between algorithms", "",
+                  f"Metric: {pairs['metric']}. Each row is the mean over seeds of (first − second), paired by "
+                  "seed, with its 95% CI (Student t, n−1 df). An ordering is claimed only where the CI "
+                  "excludes 0.", "",
+                  _md_table(["first", "second", "seeds", "mean difference", "95% CI", "verdict"],
+                            [[r["first"], r["second"], str(r["n"]), f"{r['mean']:+.3f}",
+                              f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", r["verdict"]] for r in pairs["rows"]]), ""]
     if plots:
         parts += ["## Plots", "",
                   "In the curves, thin lines are single seeds, the thick line is their mean at the "
@@ -250,17 +287,48 @@ def _missing(run: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- entry point
-def write_report(run_dirs: list[Path], output_dir: Path, title: str | None = None) -> Path:
+def pairwise(groups: list[dict]) -> dict[str, Any]:
+    """Every pair of groups, (first − second) per shared seed, with a 95% t-interval over seeds.
+
+    The metric is the least noisy one every run has: lenient pass@1 from n samples, else the
+    lenient greedy accuracy, else the greedy accuracy."""
+    runs = [r for g in groups for r in g["runs"]]
+    metric = next((m for m in ("pass1_lenient", "final_acc_lenient", "final_acc")
+                   if runs and all(r[m] is not None for r in runs)), None)
+    out: dict[str, Any] = {"metric": metric, "rows": []}
+    if metric is None:
+        return out
+    for i, a in enumerate(groups):
+        for b in groups[i + 1:]:
+            by_seed = {r["seed"]: r[metric] for r in b["runs"]}
+            diffs = [r[metric] - by_seed[r["seed"]] for r in a["runs"] if r["seed"] in by_seed]
+            if len(diffs) < 2:
+                continue
+            mean, hw = mean_ci95(diffs)
+            lo, hi = mean - hw, mean + hw
+            verdict = (f"{a['label']} > {b['label']}" if lo > 0 else f"{b['label']} > {a['label']}" if hi < 0
+                       else "not separated")
+            out["rows"].append({"first": a["label"], "second": b["label"], "n": len(diffs), "mean": mean,
+                                "lo": lo, "hi": hi, "verdict": verdict})
+    return out
+
+
+def write_report(run_dirs: list[Path], output_dir: Path, title: str | None = None,
+                 warm_start: list[Path] | tuple = ()) -> Path:
     """Write report.md, summary.json and the PNG plots for `run_dirs` into `output_dir`;
-    return the path of report.md."""
+    return the path of report.md. `warm_start` runs (a suite's init_from stage) are shown
+    apart: a table and a reference line, not a compared algorithm."""
     if not run_dirs:
         raise ValueError("write_report needs at least one run directory")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    runs = [load_run(p) for p in run_dirs]
-    groups = group_runs(runs)
+    warm_paths = {Path(p).resolve() for p in warm_start}
+    runs = [load_run(p) for p in run_dirs if Path(p).resolve() not in warm_paths]
+    warm = [load_run(p) for p in run_dirs if Path(p).resolve() in warm_paths]
+    groups = group_runs(runs) if runs else []
+    pairs = pairwise(groups)
     title = title or "mathrl report"
-    plots = write_plots(groups, output_dir)
+    plots = write_plots(groups, output_dir, warm)
 
     def rel(p: str) -> str:  # summary.json is committed: no absolute paths of this machine
         return os.path.relpath(p, output_dir)
@@ -271,10 +339,12 @@ def write_report(run_dirs: list[Path], output_dir: Path, title: str | None = Non
                     "runs": [r["name"] for r in g["runs"]]} for g in groups],
         "runs": [{**{k: v for k, v in r.items() if k != "rows"}, "path": rel(r["path"])}
                  for r in runs],
+        "warm_start": [{**{k: v for k, v in w.items() if k != "rows"}, "path": rel(w["path"])} for w in warm],
+        "pairwise": pairs,
         "plots": [f for f, _ in plots],
     }  # fmt: skip
     (output_dir / "summary.json").write_text(to_json(summary, indent=2) + "\n", encoding="utf-8")
     report = output_dir / "report.md"
-    report.write_text(render_markdown(title, groups, runs, plots), encoding="utf-8")
+    report.write_text(render_markdown(title, groups, runs, plots, warm, pairs), encoding="utf-8")
     return report
 

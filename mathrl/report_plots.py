@@ -80,8 +80,10 @@ def _acc(r: dict, xkey: str) -> Series:
     return series(r["rows"], f"eval/{r['eval_task']}/acc", xkey)
 
 
-def write_plots(groups: list[dict[str, Any]], output_dir: Path) -> list[tuple[str, str]]:
-    """Draw every plot that has data into output_dir; return (file name, caption) pairs."""
+def write_plots(groups: list[dict[str, Any]], output_dir: Path,
+                warm: list[dict[str, Any]] | None = None) -> list[tuple[str, str]]:
+    """Draw every plot that has data into output_dir; return (file name, caption) pairs.
+    `warm` runs (the warm start every group starts from) are drawn as a reference line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -112,6 +114,10 @@ def write_plots(groups: list[dict[str, Any]], output_dir: Path) -> list[tuple[st
         if _curves(ax, groups, colors, get):
             if "accuracy" in ylabel:  # a fraction: a wide 2-seed t-interval must not stretch the axis
                 ax.set_ylim(-0.02, 1.02)
+                for w in warm or []:
+                    if w["final_acc"] is not None:
+                        ax.axhline(w["final_acc"], color="grey", ls=":", lw=1.5,
+                                   label=f"warm start ({w['algo']}, {w['steps']} steps): {w['final_acc']:.2f}")
             _finish(ax, title, xlabel, ylabel)
             fig.savefig(output_dir / fname, dpi=120, bbox_inches="tight")
             written.append((fname, title))
@@ -164,5 +170,5 @@ def _finish(ax, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # beside the axes, never over the data
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -67,7 +67,7 @@ def test_report_table_ci_and_plots(runs, tmp_path):
 
     table = _table(md, "## Results")
     header, grpo, ppo = table
-    assert header == ["algorithm", "task", "model", "seeds", "final acc", "best acc", "pass@4",
+    assert header == ["algorithm", "task", "model", "seeds", "final acc", "lenient acc", "best acc", "pass@4",
                       "maj@4", "KL drift", "FLOPs", "wall time"]  # fmt: skip
     cell = dict(zip(header, grpo))
     assert [cell[c] for c in header[:4]] == ["grpo", "gsm8k", "tiny", "3"]
@@ -149,3 +149,24 @@ def test_series_forward_fills_x_and_seed_mean_aligns_steps():
     xs, ys, hws = seed_mean([seed0, seed1])
     assert xs == [11, 31] and ys == pytest.approx([0.3, 0.7])
     assert hws == pytest.approx([12.706 * 0.1, 12.706 * 0.1])  # stderr of 2 values 0.2 apart: 0.1
+
+
+def test_pairwise_differences_claim_an_order_only_when_the_ci_excludes_zero(tmp_path):
+    warm = _fake_run(tmp_path, "init-sft-gsm8k-s0", "sft", 0, [0.2, 0.3], _final(0.3, 0.5, 0.3))
+    start = str(warm / "final")
+    runs = [_fake_run(tmp_path, f"{algo}-s{seed}", algo, seed, [0.3, acc], _final(acc, 0.9, acc), model=start)
+            for algo, accs in (("grpo", (0.5, 0.6, 0.7)), ("sft", (0.3, 0.35, 0.45)), ("ppo", (0.6, 0.5, 0.7)))
+            for seed, acc in enumerate(accs)]
+    md = write_report([warm, *runs], tmp_path / "report", warm_start=[warm]).read_text()
+    results = _table(md, "## Results")
+    assert [row[0] for row in results[1:]] == ["grpo", "sft", "ppo"]  # the warm start is not compared
+    assert "init-sft-gsm8k-s0" in _table(md, "## Warm start")[1][0]
+    rows = {(r[0], r[1]): r for r in _table(md, "## Differences between algorithms")[1:]}
+    # grpo - sft per seed: 0.2, 0.25, 0.25 -> mean 0.2333, sd 0.02887, se 0.01667, t(2) 4.303 -> +-0.0717
+    assert rows[("grpo", "sft")][3:] == ["+0.233", "[+0.162, +0.305]", "grpo > sft"]
+    # grpo - ppo: -0.1, +0.1, 0.0 -> the interval holds 0: no order is claimed
+    assert rows[("grpo", "ppo")][5] == "not separated"
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert summary["pairwise"]["metric"] == "final_acc" and summary["warm_start"][0]["algo"] == "sft"
+    legend_labels = [g["label"] for g in summary["groups"]]
+    assert legend_labels == ["grpo", "sft", "ppo"]  # curves are named by algorithm, not by a run path
