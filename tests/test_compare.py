@@ -39,7 +39,9 @@ def test_smoke_suite_trains_every_run_and_reports_them_all(smoke):
         f"{a}-arithmetic-s{s}" for a in ("grpo", "ppo", "online_rft") for s in (0, 1)])
     assert all(o.action == "trained" for o in outcomes)
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted(r["name"] for r in summary["runs"]) == sorted(names)
+    # the warm starts are reported apart from the compared runs
+    assert sorted(r["name"] for r in summary["runs"] + summary["warm_start"]) == sorted(names)
+    assert sorted(r["name"] for r in summary["warm_start"]) == ["init-sft-arithmetic-s0", "init-sft-arithmetic-s1"]
     report = (out / "report.md").read_text()
     assert all(name in report for name in names)
     assert "## Suite" in report and "equal samples, 2 steps x 2 prompts x 2 samples" in report
