@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from typing import Any
 
 import torch
 
@@ -99,3 +100,108 @@ def global_step_metrics(accelerator, meter: ComputeMeter) -> dict[str, float]:
     meter.cumulative_s += out["time/step_s"] - local["time/step_s"]
     out["flops/cumulative"], out["time/cumulative_s"] = meter.cumulative_flops, meter.cumulative_s
     return out
+
+
+# ---- sharded models (FSDP) ---------------------------------------------------------------------
+# Under FSDP each rank holds a shard of every parameter (a DTensor) and of the optimizer state.
+# Whatever needs whole tensors (a checkpoint, the final HF folder, a reference reset) goes
+# through torch.distributed.checkpoint's state-dict API, a collective: every rank must call it.
+# Without FSDP these helpers are the plain state_dict / load_state_dict of the unwrapped model.
+
+def enable_fsdp_on_cpu(accelerator) -> None:
+    """Let an FSDP launch shard the model on CPU processes too (gloo).
+
+    accelerate derives the distributed type from the device: CPU processes are always
+    MULTI_CPU (DDP), also under an FSDP config, which would train unsharded without a word.
+    FSDP2's fully_shard runs on gloo, so switch accelerate's state to FSDP with the plugin the
+    launch configured; prepare(), clip_grad_norm_ and no_sync are then accelerate's own FSDP2
+    code, the same as on GPUs (tests/test_fsdp.py runs it)."""
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    launched_fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if not launched_fsdp or accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    plugin = FullyShardedDataParallelPlugin()
+    if plugin.fsdp_version != 2:
+        raise ConfigError("FSDP on CPU processes needs fsdp_version: 2 (fully_shard) in the accelerate config")
+    AcceleratorState().fsdp_plugin = plugin
+    # AcceleratorState copies distributed_type from PartialState whenever it is instantiated
+    # again (accelerate's utilities do): set both, as accelerate itself does for GPUs
+    PartialState._shared_state["distributed_type"] = AcceleratorState().distributed_type = DistributedType.FSDP
+
+
+def is_sharded(accelerator) -> bool:
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type == DistributedType.FSDP
+
+
+def check_sharding_supported(accelerator, lora: bool, value_head: bool, rollout: str) -> None:
+    """What mathrl does not run sharded, refused before anything is built."""
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # accelerator.backward() there runs the engine's backward AND step on every call, while
+        # update.py accumulates micro-batches and steps once per minibatch; clip_grad_norm_
+        # returns None (the engine clips); ZeRO-3 state dicts are partitioned. Not run here.
+        raise ConfigError("DeepSpeed launches are not supported by mathrl's update loop (README: Scaling out); "
+                          "use accelerate_configs/fsdp.yaml for sharding, or multi_gpu_ddp.yaml")
+    if not is_sharded(accelerator):
+        return
+    unsupported = [what for what, on in (("LoRA (lora_rank > 0; its adapters are small: use DDP)", lora),
+                                         ("a value head (PPO / advantage gae)", value_head),
+                                         ("vLLM rollouts (rollout=vllm)", rollout == "vllm")) if on]
+    if unsupported:
+        raise ConfigError(f"not supported under FSDP: {', '.join(unsupported)}; launch with a DDP config "
+                          f"(accelerate_configs/multi_gpu_ddp.yaml)")
+
+
+def mark_sharded_for_generation(accelerator, model) -> None:
+    """transformers' generate() keeps every rank stepping until all ranks are done
+    (synced_gpus) when it recognises an FSDP module; without that, a rank whose completions
+    all ended early would stop calling forward and the others would wait for its parameter
+    shards forever. It recognises FSDP2 by this attribute (set by its own fully_shard helper,
+    not by accelerate's)."""
+    if is_sharded(accelerator):
+        accelerator.unwrap_model(model)._is_fsdp_managed_module = True
+
+
+def full_model_state(accelerator, model, on_every_rank: bool = False) -> dict[str, torch.Tensor]:
+    """The whole model's state dict: on the main process only (others get {}), or on every
+    rank. A collective under FSDP."""
+    if not is_sharded(accelerator):
+        return accelerator.unwrap_model(model).state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=not on_every_rank))
+
+
+def load_full_model_state(accelerator, model, state: dict[str, torch.Tensor]) -> None:
+    """Load a whole state dict (every rank holds it) into the model, each rank its shard."""
+    if not is_sharded(accelerator):
+        accelerator.unwrap_model(model).load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(model, state, options=StateDictOptions(full_state_dict=True))
+
+
+def full_optimizer_state(accelerator, model, optimizer) -> dict[str, Any]:
+    """The optimizer's state for a checkpoint; under FSDP whole tensors keyed by parameter
+    name, on the main process only. A collective under FSDP."""
+    if not is_sharded(accelerator):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer.optimizer,
+                                    options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def load_full_optimizer_state(accelerator, model, optimizer, state: dict[str, Any]) -> None:
+    if not is_sharded(accelerator):
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer.optimizer, state, options=StateDictOptions(full_state_dict=True))

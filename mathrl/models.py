@@ -354,13 +354,24 @@ def count_parameters(model, trainable_only: bool = False, exclude_embeddings: bo
     )
 
 
-def save_final(model, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> None:
+def save_final(model, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike,
+               state_dict: dict | None = None) -> None:
     """Write a plain HF folder that `AutoModelForCausalLM.from_pretrained(path)` loads.
+    `state_dict`: the whole weights of a sharded (FSDP) model, gathered by the caller.
 
     LoRA adapters are merged into a copy: merging in place and unmerging afterwards would
     leave W + BA - BA != W rounding in the live weights, and training may go on after this.
     """
     if is_lora(model):
         model = copy.deepcopy(model).merge_and_unload()
+    if state_dict is not None:  # save_pretrained would still read the sharded parameters: use a plain copy
+        from transformers import AutoModelForCausalLM
+
+        with torch.device("meta"):
+            plain = AutoModelForCausalLM.from_config(model.config)
+        plain.load_state_dict(state_dict, assign=True)
+        plain.tie_weights()
+        plain.generation_config = model.generation_config
+        model = plain
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

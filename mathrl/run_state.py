@@ -19,11 +19,13 @@ from typing import Any
 
 import torch
 
+from mathrl import tracking
 from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.config import RunConfig
-from mathrl import tracking
-from mathrl.distributed import check_shardable, gather_objects, warn_if_launch_lost_processes
+from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
+                                full_optimizer_state, gather_objects, is_sharded, load_full_model_state,
+                                load_full_optimizer_state, mark_sharded_for_generation, warn_if_launch_lost_processes)
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
 from mathrl.recipe import Recipe
@@ -188,6 +190,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     device = _device(cfg)
     run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
     accelerator = Accelerator(cpu=device == "cpu", **tracking.accelerator_kwargs(cfg.report_to, run_path))
+    enable_fsdp_on_cpu(accelerator)  # an FSDP launch shards on CPU processes too
     world, rank = accelerator.num_processes, accelerator.process_index
     warn_if_launch_lost_processes(world)
     # Every rank builds the same initial weights; prompts are sharded by the sampler and the
@@ -195,6 +198,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     set_seed(cfg.seed)
     # ---- inputs that can be wrong: validated before anything is written ---------------------
     recipe = Recipe.from_config(cfg)  # what the algorithm needs, decided once
+    check_sharding_supported(accelerator, cfg.lora_rank > 0, recipe.value_head, cfg.rollout)
     task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, task_config=cfg.task_config or None)
     train_problems = task.load("train", limit=cfg.train_limit, seed=cfg.seed)
     eval_problems = task.load(cfg.eval_split, limit=cfg.eval_limit, seed=0) if cfg.eval_limit else []
@@ -215,6 +219,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     warmup = max(cfg.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
     model, optimizer = accelerator.prepare(model, optimizer)
+    mark_sharded_for_generation(accelerator, model)
     if value_head is not None:
         value_head = accelerator.prepare(value_head)
     model.train()
@@ -271,12 +276,13 @@ def run_config_record(state: RunState) -> dict[str, Any]:
 
 # ---- checkpoints ------------------------------------------------------------------------------
 def checkpoint_state(state: RunState) -> dict[str, Any]:
+    """What a checkpoint holds (whole tensors also under FSDP: a collective there)."""
     unwrap = state.accelerator.unwrap_model
     return {
-        "step": state.step, "model": unwrap(state.model).state_dict(),
+        "step": state.step, "model": full_model_state(state.accelerator, state.model),
         "value_head": unwrap(state.value_head).state_dict() if state.value_head is not None else None,
         "ref_model": state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every else None,
-        "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+        "optimizer": full_optimizer_state(state.accelerator, state.model, state.optimizer), "scheduler": state.scheduler.state_dict(),
         "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
         "generator": state.generator.get_state(), "rng": rng_state(),
         "consecutive_skips": state.consecutive_skips, "policy_is_reference": state.policy_is_reference,
@@ -286,6 +292,8 @@ def checkpoint_state(state: RunState) -> dict[str, Any]:
 def checkpoint_now(state: RunState) -> Path | None:
     state.saved_step = state.step
     if not state.accelerator.is_main_process:
+        if is_sharded(state.accelerator):
+            checkpoint_state(state)  # this rank's part of the gathers; the main process writes
         return None
     return save_checkpoint(state.run.checkpoints_dir, state.step, checkpoint_state(state), state.cfg.keep_checkpoints)
 
@@ -318,12 +326,12 @@ def restore(state: RunState) -> None:
         return
     _, saved = found
     unwrap = state.accelerator.unwrap_model
-    unwrap(state.model).load_state_dict(saved["model"])
+    load_full_model_state(state.accelerator, state.model, saved["model"])
     if state.value_head is not None:
         unwrap(state.value_head).load_state_dict(saved["value_head"])
     if saved["ref_model"] is not None and state.ref_model is not None:
         state.ref_model.load_state_dict(saved["ref_model"])
-    state.optimizer.load_state_dict(saved["optimizer"])
+    load_full_optimizer_state(state.accelerator, state.model, state.optimizer, saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
     state.sampler.index.load_state_dict(saved["sampler"])
     state.meter.load_state_dict(saved["meter"])
@@ -391,8 +399,9 @@ def finish_run(state: RunState) -> Path:
     metrics = run_eval(state, final=True)
     if metrics:
         state.log({**metrics, "step": state.step, "final": True})
+    weights = full_model_state(state.accelerator, state.model) if is_sharded(state.accelerator) else None
     if state.cfg.save_final and state.accelerator.is_main_process:
-        save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir)
+        save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir, state_dict=weights)
     tracking.end(state.accelerator)
     state.accelerator.wait_for_everyone()
     return state.run.path

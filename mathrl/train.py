@@ -25,7 +25,8 @@ import torch
 from mathrl.advantage import gae, per_token_rewards, process_advantages, whiten
 from mathrl.checkpoint import DeferredInterrupt
 from mathrl.config import RunConfig
-from mathrl.distributed import gather_objects, gather_rows, global_step_metrics, local_rows, mean_over_ranks
+from mathrl.distributed import (full_model_state, gather_objects, gather_rows, global_step_metrics, local_rows,
+                                mean_over_ranks)
 from mathrl.logprobs import completion_logprobs
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
@@ -70,7 +71,7 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
 def reset_reference(state: RunState) -> None:
     """Iterative RL (DeepSeekMath Alg. 1, §4.2.2): the reference becomes the current policy."""
     if state.ref_model is not None:
-        state.ref_model.load_state_dict(state.policy_for_generation().state_dict())
+        state.ref_model.load_state_dict(full_model_state(state.accelerator, state.model, on_every_rank=True))
         state.policy_is_reference = True
 
 

@@ -69,7 +69,8 @@ def test_batches_that_cannot_be_split_into_whole_groups_per_rank_are_refused():
 
 # ---- the shipped accelerate configs -----------------------------------------------------------
 EXPECTED = {"single_gpu": ("NO", 1), "multi_gpu_ddp": ("MULTI_GPU", 2), "cpu_2proc": ("MULTI_GPU", 2),
-            "fsdp": ("FSDP", 2), "deepspeed_zero2": ("DEEPSPEED", 2), "deepspeed_zero3": ("DEEPSPEED", 2)}
+            "fsdp": ("FSDP", 2), "fsdp_cpu_2proc": ("FSDP", 2), "deepspeed_zero2": ("DEEPSPEED", 2),
+            "deepspeed_zero3": ("DEEPSPEED", 2)}
 
 
 def launch_env(path: Path):
@@ -98,16 +99,35 @@ def test_every_config_is_shipped_and_parses_as_an_accelerate_config():
 def test_fsdp_and_deepspeed_configs_build_their_plugins():
     from accelerate.utils import DeepSpeedPlugin, FullyShardedDataParallelPlugin
 
-    _, env = launch_env(CONFIGS / "fsdp.yaml")
-    with mock.patch.dict(os.environ, env):
-        fsdp = FullyShardedDataParallelPlugin()
-    assert fsdp.fsdp_version == 2 and fsdp.reshard_after_forward is True and not fsdp.cpu_ram_efficient_loading
+    for name in ("fsdp", "fsdp_cpu_2proc"):
+        _, env = launch_env(CONFIGS / f"{name}.yaml")
+        with mock.patch.dict(os.environ, env):
+            fsdp = FullyShardedDataParallelPlugin()
+        assert fsdp.fsdp_version == 2 and fsdp.reshard_after_forward is True and not fsdp.cpu_ram_efficient_loading
     for stage in (2, 3):
         _, env = launch_env(CONFIGS / f"deepspeed_zero{stage}.yaml")
         with mock.patch.dict(os.environ, env):
             ds = DeepSpeedPlugin()
         assert ds.deepspeed_config["zero_optimization"]["stage"] == stage
         assert ds.deepspeed_config["gradient_clipping"] == 1.0
+
+
+def test_what_mathrl_cannot_run_sharded_is_refused_before_anything_is_built():
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from mathrl.distributed import check_sharding_supported
+
+    fsdp, ddp = SimpleNamespace(distributed_type=DistributedType.FSDP), SimpleNamespace(distributed_type=DistributedType.MULTI_GPU)
+    with pytest.raises(ConfigError, match="LoRA"):
+        check_sharding_supported(fsdp, lora=True, value_head=False, rollout="hf")
+    with pytest.raises(ConfigError, match="value head"):
+        check_sharding_supported(fsdp, lora=False, value_head=True, rollout="hf")
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        check_sharding_supported(SimpleNamespace(distributed_type=DistributedType.DEEPSPEED), False, False, "hf")
+    check_sharding_supported(fsdp, lora=False, value_head=False, rollout="hf")
+    check_sharding_supported(ddp, lora=True, value_head=True, rollout="vllm")
 
 
 def test_the_cpu_config_starts_two_processes_through_torchrun():
