@@ -65,6 +65,8 @@ class RunConfig:
 
     # ---- loss ------------------------------------------------------------------------------
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
+    rollout_is: str = "none"  # sampler/trainer mismatch correction (needs a rollout that returns log-probs: vllm): none | truncate (TIS) | mask (MIS)
+    rollout_is_cap: float = 2.0  # C: truncate caps the ratio at C; mask drops tokens whose ratio leaves [1/C, C]
     policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | gspo | cispo | reinforce (-A log p, no ratio); SFT is always -log p
     clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low); 1: no lower bound (CISPO)
     clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
@@ -134,6 +136,7 @@ class RunConfig:
         _check(self.eval_samples >= 0, "eval_samples must be >= 0")
         _check(self.eval_kl in (None, True, False), "eval_kl must be true, false or null (auto)")
         _check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
+        _check(self.rollout_is_cap > 1, "rollout_is_cap must be > 1 (the ratio of a sampler that agrees is 1)")
         _one_of("kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
         _one_of("kl_placement", self.kl_placement, ("loss", "reward"))
         _one_of("loss_agg", self.loss_agg, ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"))

@@ -4,11 +4,12 @@ Everything here is per token, shape (N, T) over completion tokens with a 0/1 `ma
 completion up to and including EOS), until `aggregate` reduces it to a scalar. The trainer
 writes the objective as
 
-    loss = aggregate(policy_loss(...)[0] + beta * kl(...), mask, mode)
+    loss = aggregate(w * policy_loss(...)[0] + beta * kl(...), mask, mode)
          (+ vf_coef * aggregate(value_loss(...), mask, mode) for PPO)
 
+with w the rollout-correction weight (1 unless a sampler's log-probs are corrected for).
 Variants are looked up once (by mathrl/recipe.py) in the plain dicts `POLICY_LOSSES`,
-`KL_ESTIMATORS` and `AGGREGATIONS`, the way verl registers its policy losses.
+`KL_ESTIMATORS`, `AGGREGATIONS` and `ROLLOUT_CORRECTIONS`, the way verl registers its policy losses.
 Masked positions are selected with `torch.where`, not multiplied by 0, so that an inf or NaN
 sitting on padding (e.g. a log-prob of a pad token) can never leak into the result.
 """
@@ -224,3 +225,45 @@ def aggregate(
 ) -> torch.Tensor:
     """Reduce a per-token loss (N, T) to a scalar with the named aggregation (`AGGREGATIONS`)."""
     return AGGREGATIONS[mode](per_token, mask, max_len)  # ()
+
+
+# --------------------------------------------------------------------------- rollout correction
+# A rollout engine (vLLM; another kernel, batch shape or precision) and the trainer assign
+# different probabilities to the same sampled token under the same weights, so the samples are
+# slightly off-policy for the loss. ratio = π_train(y_t) / π_sampler(y_t), both of the weights
+# that sampled (the trainer's π_old), corrects it. One signature: fn(ratio, cap) -> (weight,
+# keep): the weight multiplies the token's policy-loss term (a constant: no gradient flows
+# through the ratio); tokens with keep False leave the loss and its normaliser.
+
+
+def truncated_is(ratio: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """TIS (Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL
+    training"): w_t = min(ratio_t, C); every token stays in the loss."""
+    return ratio.detach().clamp(max=cap), torch.ones_like(ratio, dtype=torch.bool)  # (N, T), (N, T)
+
+
+def masked_is(ratio: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masked IS (Liu et al. 2025, "When Speed Kills Stability"): a token whose ratio leaves
+    [1/C, C] is rejected instead of truncated, the others keep w_t = ratio_t. Rejected tokens
+    leave the mask too, so that they do not dilute the mean over the kept ones (slime#657)."""
+    ratio = ratio.detach()  # (N, T)
+    keep = (ratio >= 1.0 / cap) & (ratio <= cap)  # (N, T)
+    return torch.where(keep, ratio, torch.zeros_like(ratio)), keep  # (N, T), (N, T)
+
+
+ROLLOUT_CORRECTIONS = {"truncate": truncated_is, "mask": masked_is}
+
+
+def mismatch_stats(train_logp: torch.Tensor, sample_logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """How far the sampler's log-probs are from the trainer's, over the completion tokens:
+    |Δ log p| mean and max, and quantiles of the ratio e^Δ (1 everywhere when they agree)."""
+    m = mask.bool()  # (N, T)
+    if not m.any():
+        return {}
+    diff = (train_logp.detach().float() - sample_logp.float())[m]  # (n_tokens,)
+    ratio = diff.exp()  # (n_tokens,)
+    q = torch.quantile(ratio, torch.tensor([0.05, 0.5, 0.95], dtype=ratio.dtype, device=ratio.device)).tolist()
+    return {"rollout/logp_abs_diff_mean": float(diff.abs().mean()), "rollout/logp_abs_diff_max": float(diff.abs().max()),
+            "rollout/is_ratio_p05": q[0], "rollout/is_ratio_p50": q[1], "rollout/is_ratio_p95": q[2],
+            # the fraction the issue quotes for bf16 chunking on a 0.5B model (~8%)
+            "rollout/is_ratio_off_10pct_frac": float(((ratio < 0.9) | (ratio > 1.1)).float().mean())}

@@ -18,7 +18,7 @@ from typing import Callable
 from mathrl.advantage import ADVANTAGES
 from mathrl.compute import forward_flops, generation_flops, train_flops
 from mathrl.config import ConfigError, RunConfig
-from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
+from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES, ROLLOUT_CORRECTIONS
 
 # Token-level advantages with their own code path in train.py (not `fn(rewards, G)`).
 TOKEN_LEVEL = ("gae", "process")
@@ -57,6 +57,7 @@ class Recipe:
     kl_in_loss: bool  # beta * KL is added to the per-token loss (GRPO)
     kl_grad_at_reference: bool  # k1 in the loss has a gradient even where pi = pi_ref (its score function)
     token_weighted: bool  # loss_agg weighs every token alike: micro-batches weigh by their token count
+    rollout_correction: Callable | None  # loss.ROLLOUT_CORRECTIONS entry fn(ratio, cap) -> (weight, keep); None: off
     passes: Passes
 
     @classmethod
@@ -67,6 +68,8 @@ class Recipe:
             raise ConfigError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(estimators)}")
         if cfg.policy_loss not in POLICY_LOSSES:
             raise ConfigError(f"unknown policy_loss {cfg.policy_loss!r}; choose one of {', '.join(POLICY_LOSSES)}")
+        if cfg.rollout_is != "none" and cfg.rollout_is not in ROLLOUT_CORRECTIONS:
+            raise ConfigError(f"unknown rollout_is {cfg.rollout_is!r}; choose none, {', '.join(ROLLOUT_CORRECTIONS)}")
         kl_term = cfg.kl_coef > 0 and not sft
         kl_in_loss = kl_term and cfg.kl_placement == "loss"
         value_head = not sft and cfg.advantage == "gae"
@@ -90,5 +93,6 @@ class Recipe:
             kl_in_loss=kl_in_loss,
             kl_grad_at_reference=kl_in_loss and cfg.kl_estimator == "k1",
             token_weighted=cfg.loss_agg == "token_mean",
+            rollout_correction=None if sft else ROLLOUT_CORRECTIONS.get(cfg.rollout_is),
             passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass), train=cfg.ppo_epochs),
         )

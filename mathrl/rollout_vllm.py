@@ -4,8 +4,8 @@
 semantics: groups contiguous, prompts left-padded with the same token ids (`encode_prompts`, passed
 to vLLM as ids, never re-tokenised), completions right-padded, completion mask up to and including
 EOS, truncated flags, `prompt_tokens`. In addition it fills `sample_logprobs` (N, T) with vLLM's
-log-prob of each sampled token, which the trainer can use for truncated importance sampling
-(`tis_weights`).
+log-prob of each sampled token: the trainer logs their distance to its own every step and, with
+`rollout_is` set, corrects for it (truncated or masked importance sampling, loss.ROLLOUT_CORRECTIONS).
 
 Engine. A `vllm.LLM` is created at the first call from a plain HF folder of the policy
 (`models.save_final` into a temp dir). It runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0)
@@ -64,18 +64,6 @@ def import_vllm():
     except ImportError as e:
         raise ImportError(f"{INSTALL_HINT} ({e})") from e
     return vllm
-
-
-def tis_weights(train_logp: torch.Tensor, sample_logp: torch.Tensor, mask: torch.Tensor, cap: float) -> torch.Tensor:
-    """Truncated importance-sampling weights between trainer and sampler, per token.
-
-    Yao et al. 2025, "Your efficient RL framework secretly brings you off-policy RL training":
-    w_t = min(pi_train(y_t) / pi_sampler(y_t), C). The weight corrects for the rollout engine's
-    numerics differing from the trainer's; it multiplies the per-token policy-gradient term and is
-    a constant there (detached), as in the paper. Zero outside the completion mask.
-    """
-    ratio = torch.exp(train_logp.detach() - sample_logp)  # (N, T)
-    return torch.clamp(ratio, max=cap) * mask  # (N, T)
 
 
 def weights_version(model) -> tuple:

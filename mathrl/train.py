@@ -24,10 +24,11 @@ import torch
 
 from mathrl.advantage import gae, per_token_rewards, process_advantages, whiten
 from mathrl.checkpoint import DeferredInterrupt
-from mathrl.config import RunConfig
+from mathrl.config import ConfigError, RunConfig
 from mathrl.distributed import (full_model_state, gather_objects, gather_rows, global_step_metrics, local_rows,
                                 mean_over_ranks)
 from mathrl.logprobs import completion_logprobs
+from mathrl.loss import mismatch_stats
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
 from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
@@ -91,6 +92,8 @@ def train_step(state: RunState) -> dict[str, float]:
         old = old_policy_outputs(state, batch)
     # ---- 5. advantages ------------------------------------------------------------------------
     inputs, adv_metrics = advantages(state, batch, rewards, ref_logp, old)
+    with meter.phase("old_logprobs"):  # the sampler's own log-probs (vLLM) against the trainer's
+        adv_metrics.update(rollout_mismatch(state, batch, old, inputs))
     # ---- 6. mu epochs of updates --------------------------------------------------------------
     with meter.phase("update"):
         if carries_signal(inputs, state.update_params, state.value_head, state.policy_is_reference, state.accelerator):
@@ -189,6 +192,32 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
     out = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size, state.value_head)
     state.meter.add_flops(state.flops_for_forward(batch))
     return out  # logp (N, T), values (N, T)
+
+
+def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInputs) -> dict[str, float]:
+    """For a backend that reports the log-probs it sampled with (vLLM): how far they are from
+    the trainer's for the same weights (logged every step), and with rollout_is set, the
+    correction of the policy term (loss.ROLLOUT_CORRECTIONS), written into `inputs`."""
+    cfg, correction = state.cfg, state.recipe.rollout_correction
+    if batch.sample_logprobs is None:
+        if correction is not None:
+            raise ConfigError(f"rollout_is={cfg.rollout_is} needs a rollout that returns the log-probs it sampled "
+                              f"with (rollout=vllm); rollout={cfg.rollout} returns none")
+        return {}
+    train_logp = old.get("logp")  # pi_old as the trainer computes it; with mu = 1 not computed yet
+    if train_logp is None:
+        train_logp = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size)["logp"]  # (N, T)
+        state.meter.add_flops(state.flops_for_forward(batch))
+    sample_logp = batch.sample_logprobs.to(train_logp.device)  # (N, T)
+    metrics = mismatch_stats(train_logp, sample_logp, batch.completion_mask)
+    if correction is not None:
+        weights, keep = correction(torch.exp(train_logp - sample_logp), cfg.rollout_is_cap)  # (N, T), (N, T)
+        on = batch.completion_mask.bool()  # (N, T)
+        inputs.mask = inputs.mask * keep.to(inputs.mask.dtype)  # (N, T) rejected tokens leave the loss
+        inputs.is_weights = weights  # (N, T)
+        metrics["rollout/is_weight_mean"] = float(weights[on & keep].mean()) if (on & keep).any() else math.nan
+        metrics["rollout/is_rejected_frac"] = float((on & ~keep).sum() / on.sum().clamp(min=1))
+    return metrics
 
 
 def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, old) -> tuple[UpdateInputs, dict]:

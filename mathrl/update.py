@@ -59,6 +59,7 @@ class UpdateInputs:
     ref_logp: torch.Tensor | None = None  # (N, T); None when no KL term is in the loss
     old_values: torch.Tensor | None = None  # (N, T) PPO
     returns: torch.Tensor | None = None  # (N, T) PPO
+    is_weights: torch.Tensor | None = None  # (N, T) rollout-correction weights of the policy term; None: 1
 
 
 def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float):
@@ -69,6 +70,8 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     terms: dict[str, torch.Tensor] = {}
     old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
     per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
+    if inputs.is_weights is not None:
+        per_token = inputs.is_weights[rows] * per_token  # (n, T) the sampler's numbers corrected for (loss.py)
     terms["loss/clip_frac"] = ((low | high).float() * mask).sum() / mask.sum().clamp(min=1)
     terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
     if hp.kl is not None and inputs.ref_logp is not None:
@@ -189,6 +192,6 @@ def _select(batch, inputs: UpdateInputs, idx: torch.Tensor):
                        completions=[batch.completions[i] for i in idx.tolist()],
                        problems=[batch.problems[i] for i in idx.tolist()])
     mb_inputs = UpdateInputs(*(take(getattr(inputs, f)) for f in
-                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns")))
+                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns", "is_weights")))
     return mb_batch, mb_inputs
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from mathrl.rollout import encode_prompts, eos_ids, hf_generate, left_pad
-from mathrl.rollout_vllm import VLLMRollout, tis_weights, weights_version
+from mathrl.rollout_vllm import VLLMRollout, weights_version
 from mathrl.types import Problem
 
 QUESTIONS = ["What is 2+3?", "What is 7*6? Answer with a number.", "Name a prime number larger than 10."]
@@ -27,22 +27,6 @@ def chat(text, i=0):
 # ---------------------------------------------------------------------------------------------
 # pure parts: run everywhere
 # ---------------------------------------------------------------------------------------------
-
-
-def test_tis_weights_truncate_the_ratio_and_mask():
-    train = torch.tensor([[-1.0, -2.0, -0.5], [-3.0, -1.0, 0.0]])
-    sample = torch.tensor([[-1.0, -1.0, -2.5], [-1.0, -1.0, 0.0]])
-    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
-    w = tis_weights(train, sample, mask, cap=2.0)
-    # exp(0)=1, exp(-1)=0.3679, exp(2)=7.39 -> capped at 2; exp(-2)=0.1353, exp(0)=1, masked -> 0
-    expected = torch.tensor([[1.0, 0.36788, 2.0], [0.13534, 1.0, 0.0]])
-    assert torch.allclose(w, expected, atol=1e-4)
-
-
-def test_tis_weights_carry_no_gradient():
-    train = torch.zeros(1, 2, requires_grad=True)
-    w = tis_weights(train, torch.zeros(1, 2), torch.ones(1, 2), cap=2.0)
-    assert not w.requires_grad  # a constant weight on the policy-gradient term, as in the paper
 
 
 def test_weights_version_follows_every_optimizer_step(tiny):
