@@ -142,7 +142,7 @@ def check_sharding_supported(accelerator, lora: bool, value_head: bool, rollout:
     from accelerate.utils import DistributedType
 
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        # accelerator.backward() there runs the engine's backward AND step on every call, while
+        # accelerator.backward() there runs engine.backward AND engine.step() on every call, while
         # update.py accumulates micro-batches and steps once per minibatch; clip_grad_norm_
         # returns None (the engine clips); ZeRO-3 state dicts are partitioned. Not run here.
         raise ConfigError("DeepSpeed launches are not supported by mathrl's update loop (README: Scaling out); "
