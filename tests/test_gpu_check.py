@@ -17,7 +17,8 @@ BLOCK = "import sys\nfor m in ('datasets', 'gguf', 'reasoning_gym', 'trl'):\n   
 
 def test_the_gpu_check_runs_on_cpu_without_the_offline_extras(tmp_path):
     (tmp_path / "sitecustomize.py").write_text(BLOCK)  # runs at interpreter start-up
-    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    # the interpreter running the tests (the script would otherwise take .venv/bin/python or python3)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "OMP_NUM_THREADS": "1", "PYTHON": sys.executable}
     done = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--device", "cpu", "--shape", "tiny",
                            "--steps", "2", "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")],
                           env=env, capture_output=True, text=True, timeout=900)
