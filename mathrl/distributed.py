@@ -162,7 +162,8 @@ def mark_sharded_for_generation(accelerator, model) -> None:
     (synced_gpus) when it recognises an FSDP module; without that, a rank whose completions
     all ended early would stop calling forward and the others would wait for its parameter
     shards forever. It recognises FSDP2 by this attribute (set by its own fully_shard helper,
-    not by accelerate's)."""
+    not by accelerate's). logprobs.py reads it too: it then makes one forward per micro-batch,
+    without prompt-prefix sharing, whose number of calls depends on the completions."""
     if is_sharded(accelerator):
         accelerator.unwrap_model(model)._is_fsdp_managed_module = True
 

@@ -51,7 +51,10 @@ def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
     pos = position_ids(mask)  # (n, L)
     prompts, inverse = torch.unique(torch.cat([ids[:, :prompt_len], mask[:, :prompt_len]], 1), dim=0,
                                     return_inverse=True)
-    if prompt_len == 0 or len(prompts) == len(ids):  # nothing shared: one plain forward
+    # Under FSDP every forward all-gathers the parameter shards, so all ranks must make the same
+    # number of calls; the shared path makes one or two depending on this rank's completions.
+    sharded = getattr(model, "_is_fsdp_managed_module", False)  # set by distributed.mark_sharded_for_generation
+    if prompt_len == 0 or len(prompts) == len(ids) or sharded:  # one plain forward (nothing shared)
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=width + 1,
                     output_hidden_states=with_hidden, use_cache=False)
         hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None  # (n, w, H)

@@ -120,6 +120,32 @@ def test_fsdp_on_two_cpu_processes_matches_ddp_and_resumes(tmp_path):
     assert len(moments) == len(w_fsdp)  # every trainable parameter has its moments
 
 
+def test_a_sharded_model_makes_the_same_number_of_forward_calls_whatever_its_completions(tiny):
+    """Under FSDP each forward call all-gathers the shards: all ranks must make equally many.
+    The prefix-shared log-prob pass makes 1 or 2 per micro-batch depending on the completions'
+    lengths, so a model marked as sharded gets one plain forward, with the same numbers."""
+    import copy
+
+    from mathrl.logprobs import completion_logprobs
+    from mathrl.rollout import hf_generate
+    from mathrl.types import Problem
+
+    model, tokenizer = copy.deepcopy(tiny[0]), tiny[1]
+    problems = [Problem(id=str(i), question=f"Say {i}", gold=str(i), messages=[{"role": "user", "content": f"Say {i}"}])
+                for i in range(2)]
+    torch.manual_seed(0)
+    batch = hf_generate(model, tokenizer, problems, 4, 6)  # 2 prompts x 4 samples: prefixes shared
+    calls: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    with torch.no_grad():
+        shared = completion_logprobs(model, batch, micro_batch_size=8)["logp"]
+        assert len(calls) == 2  # the prompts once, then the completions on their cache
+        model._is_fsdp_managed_module = True  # what distributed.mark_sharded_for_generation sets
+        plain = completion_logprobs(model, batch, micro_batch_size=8)["logp"]
+    assert len(calls) == 3  # one more: a single plain forward
+    assert torch.allclose(plain, shared, atol=1e-5)
+
+
 def _initial_tiny() -> dict[str, torch.Tensor]:
     from mathrl.models import load_model
 
