@@ -59,7 +59,7 @@ class RunConfig:
 
     # ---- advantage -------------------------------------------------------------------------
     advantage: str = "grpo"  # estimator (mathrl/advantage.py ADVANTAGES) or gae | process
-    adv_std: str = "auto"  # auto (as the estimator defines) | group | batch | none
+    adv_std: str = "auto"  # auto (as the estimator's paper) | none | group | batch: its baseline divided by nothing, the group's reward std or the batch's advantage std
     gamma: float = 1.0  # GAE discount (PPO)
     lam: float = 0.95  # GAE lambda (PPO)
 
@@ -67,14 +67,14 @@ class RunConfig:
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
     rollout_is: str = "none"  # sampler/trainer mismatch correction (needs a rollout that returns log-probs: vllm): none | truncate (TIS) | mask (MIS)
     rollout_is_cap: float = 2.0  # C: truncate caps the ratio at C; mask drops tokens whose ratio leaves [1/C, C]
-    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | gspo | cispo | reinforce (-A log p, no ratio); SFT is always -log p
+    policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | gspo | cispo | reinforce (-A log p, no ratio); SFT is always -log p. Logs loss/clip_frac_low, _high
     clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low); 1: no lower bound (CISPO)
     clip_eps_high: float = 0.2  # upper side (1 + eps_high); DAPO's clip-higher raises it
     kl_coef: float = 0.04  # beta; 0 disables the reference model entirely
     kl_estimator: str = "k3"  # k1 | k2 | k3 (Schulman's approximators)
     kl_placement: str = "loss"  # loss (GRPO) | reward (PPO, RLOO: per-token penalty)
     loss_agg: str = "seq_mean_token_mean"  # seq_mean_token_mean | token_mean | seq_mean_token_sum_norm
-    entropy_coef: float = 0.0  # entropy bonus (subtracted from the loss)
+    entropy_coef: float = 0.0  # entropy bonus (subtracted from the loss); entropy/mean is logged whatever its value
     vf_coef: float = 0.1  # PPO value loss weight
     value_clip_eps: float = 0.2  # PPO clipped value loss range
 
@@ -84,6 +84,7 @@ class RunConfig:
     warmup_steps: int = 0  # linear warm-up, then constant
     max_grad_norm: float = 1.0  # gradient clipping
     ppo_epochs: int = 1  # mu: optimisation passes over each rollout batch
+    target_kl: float = 0.0  # stop the mu epochs once kl/old_new (logged: mean (r-1) - log r) passes it (cleanrl); 0: never
     minibatches: int = 1  # minibatches per pass (one optimizer step each)
     micro_batch_size: int = 8  # rows per forward/backward chunk (memory knob, not semantics)
     ref_reset_every: int = 0  # iterative RL: reference <- policy every N steps (0: never)
@@ -125,6 +126,7 @@ class RunConfig:
                "lr, kl_coef, format_reward, overlong_penalty, entropy_coef, vf_coef, max_grad_norm and temperature "
                "must be finite numbers")
         _check(self.kl_coef >= 0, "kl_coef must be >= 0")
+        _check(self.target_kl >= 0 and math.isfinite(self.target_kl), "target_kl must be >= 0 (0: no early stop)")
         _check(self.max_grad_norm > 0, "max_grad_norm must be > 0 (clipping to 0 would freeze training)")
         _check(self.weight_decay >= 0, "weight_decay must be >= 0")
         _check(min(self.warmup_steps, self.checkpoint_every, self.ref_reset_every, self.samples_every) >= 0,

@@ -119,8 +119,8 @@ class RunState:
     def flops_for_forward(self, batch) -> float:
         return forward_flops(self.n_params, int(batch.attention_mask.sum()))
 
-    def flops_for_update(self, batch) -> float:
-        return train_flops(self.n_params, int(batch.attention_mask.sum())) * self.recipe.passes.train
+    def flops_for_update(self, batch, epochs: int) -> float:
+        return train_flops(self.n_params, int(batch.attention_mask.sum())) * epochs
 
     # ---- logging, eval, guards ------------------------------------------------------------
     def log(self, metrics: dict[str, Any]) -> None:
@@ -249,7 +249,8 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         kl_grad_at_reference=recipe.kl_grad_at_reference, loss_agg=cfg.loss_agg,
         token_weighted=recipe.token_weighted, max_len=max_new_tokens,
         entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
-        ppo_epochs=cfg.ppo_epochs, minibatches=cfg.minibatches, micro_batch_size=cfg.micro_batch_size,
+        ppo_epochs=cfg.ppo_epochs, target_kl=cfg.target_kl, minibatches=cfg.minibatches,
+        micro_batch_size=cfg.micro_batch_size,
         max_grad_norm=cfg.max_grad_norm)
     accelerator.wait_for_everyone()  # every rank has checked run_path before rank 0 writes into it
     if resume:

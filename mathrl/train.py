@@ -102,8 +102,10 @@ def train_step(state: RunState) -> dict[str, float]:
             state.policy_is_reference &= not update_metrics["optim/steps"]
         else:  # nothing to learn from, and a step would be rounding noise scaled up by Adam
             update_metrics = no_update(state.scheduler, state.update_params)
-    meter.add_tokens("trained", int(batch.attention_mask.sum()) * cfg.ppo_epochs)  # every epoch re-trains them
-    meter.add_flops(state.flops_for_update(batch))
+    # every epoch re-trains them; target_kl may stop early (a step without signal keeps the planned count)
+    epochs = int(update_metrics.get("optim/epochs") or state.recipe.passes.train)
+    meter.add_tokens("trained", int(batch.attention_mask.sum()) * epochs)
+    meter.add_flops(state.flops_for_update(batch, epochs))
     write_samples(state, batch, rewards)
     return {**batch_metrics(state, batch), **mean_over_ranks(state.accelerator, {**adv_metrics, **update_metrics})}
 
@@ -251,26 +253,12 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
         seq_rewards = rewards if kl_tok is None else rewards - recipe.kl_coef * kl_tok.sum(-1)  # (N,)
         # over every rank's rows: batch-level estimators (REINFORCE++, adv_std=batch) see the global batch
         all_rewards = gather_rows(state.accelerator, seq_rewards)  # (W*N,)
-        adv = recipe.advantage(all_rewards, cfg.group_size)  # (W*N,)
-        adv = rescale(adv, all_rewards, cfg.group_size, cfg.adv_std)  # (W*N,)
+        adv = recipe.advantage(all_rewards, cfg.group_size)  # (W*N,) with adv_std's division
         adv = local_rows(state.accelerator, adv).unsqueeze(-1).expand_as(mask)  # (N, T)
     groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
     metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
     metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
     return UpdateInputs(adv, mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None), metrics
-
-
-def rescale(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, mode: str) -> torch.Tensor:
-    """The `adv_std` knob: divide centred advantages by the group's or the batch's std."""
-    if mode in ("auto", "none"):
-        return adv  # (N,)
-    if (group_size if mode == "group" else adv.numel()) < 2:
-        return adv  # (N,) the std of a single value is undefined (NaN in torch): leave it unscaled
-    if mode == "group":
-        std = rewards.view(-1, group_size).std(-1, keepdim=True).expand(-1, group_size).reshape(-1)  # (N,)
-    else:
-        std = adv.std().expand_as(adv)  # (N,)
-    return adv / (std + 1e-6)  # (N,)
 
 
 def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:

@@ -47,6 +47,7 @@ class UpdateParams:
     minibatches: int
     micro_batch_size: int
     max_grad_norm: float
+    target_kl: float = 0.0  # stop the mu epochs once kl/old_new passes it (cleanrl); 0: never
 
 
 @dataclass
@@ -64,24 +65,32 @@ class UpdateInputs:
 
 def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float):
     """Loss of one micro-batch, already weighted to its share of the minibatch aggregate."""
+    # entropy always: it is logged by every trainer (a softmax over the vocabulary, ~V FLOPs a
+    # token against the forward's ~2N); it enters the loss only with entropy_coef > 0
     out = forward_completion(model, batch.input_ids[rows], batch.attention_mask[rows], batch.prompt_len,
-                             hp.temperature, with_entropy=hp.entropy_coef > 0, value_head=value_head)
+                             hp.temperature, with_entropy=True, value_head=value_head)
     logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
     terms: dict[str, torch.Tensor] = {}
     old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
     per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
     if inputs.is_weights is not None:
         per_token = inputs.is_weights[rows] * per_token  # (n, T) the sampler's numbers corrected for (loss.py)
-    terms["loss/clip_frac"] = ((low | high).float() * mask).sum() / mask.sum().clamp(min=1)
+    terms["loss/clip_frac"] = masked_mean((low | high).float(), mask)
+    terms["loss/clip_frac_low"] = masked_mean(low.float(), mask)
+    terms["loss/clip_frac_high"] = masked_mean(high.float(), mask)
+    log_ratio = logp.detach() - old  # (n, T)
+    # KL(pi_old || pi_theta) ~ E[(r - 1) - log r] (Schulman's k3 with the ratio; cleanrl's approx_kl):
+    # 0 on the first minibatch of one epoch, how far the update has moved the policy after it
+    terms["kl/old_new"] = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
     terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
     if hp.kl is not None and inputs.ref_logp is not None:
         kl_tok = hp.kl(logp, inputs.ref_logp[rows])  # (n, T)
         per_token = per_token + hp.kl_coef * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
         terms["kl/mean"] = masked_mean(kl_tok, mask)  # per-token KL, comparable across presets
+    terms["entropy/mean"] = masked_mean(out["entropy"].detach(), mask)
     if hp.entropy_coef > 0:
         per_token = per_token - hp.entropy_coef * out["entropy"]
-        terms["entropy/mean"] = (out["entropy"] * mask).sum() / mask.sum().clamp(min=1)
     loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
     if value_head is not None:
         v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
@@ -128,7 +137,8 @@ def no_update(scheduler, hp: UpdateParams) -> dict[str, float]:
         warnings.simplefilter("ignore", UserWarning)
         scheduler.step()
     stats = {"loss/policy": 0.0, "optim/grad_norm": 0.0, "optim/skipped_steps": 0.0, "optim/steps": 0.0,
-             "optim/no_signal": 1.0, "optim/lr": scheduler.get_last_lr()[0]}
+             "optim/no_signal": 1.0, "optim/lr": scheduler.get_last_lr()[0], "optim/epochs": 0.0,
+             "kl/old_new": 0.0, "loss/clip_frac": 0.0, "loss/clip_frac_low": 0.0, "loss/clip_frac_high": 0.0}
     if hp.kl is not None:
         stats.update({"loss/kl": 0.0, "kl/mean": 0.0})
     return stats
@@ -136,7 +146,11 @@ def no_update(scheduler, hp: UpdateParams) -> dict[str, float]:
 
 def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, inputs: UpdateInputs,
                   hp: UpdateParams, generator: torch.Generator) -> dict[str, float]:
-    """mu epochs x minibatches optimizer steps; returns averaged loss statistics."""
+    """mu epochs x minibatches optimizer steps; returns averaged loss statistics.
+
+    With target_kl > 0 the remaining epochs are skipped once the last minibatch of an epoch
+    measured kl/old_new above it (cleanrl's ppo.py: `if approx_kl > target_kl: break`), the
+    same decision on every rank (their mean)."""
     params = [p for group in optimizer.param_groups for p in group["params"]]
     sums: dict[str, float] = {}
     n_terms = 0
@@ -144,14 +158,16 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
     grad_norms: list[float] = []
     n = batch.size
     mb_size = n // hp.minibatches
+    epochs = 0
     for _epoch in range(hp.ppo_epochs):
+        epochs += 1
         order = torch.randperm(n, generator=generator) if hp.minibatches > 1 else torch.arange(n)
         for m in range(hp.minibatches):
             idx = order[m * mb_size:(m + 1) * mb_size].sort().values
             mb_batch, mb_inputs = _select(batch, inputs, idx)
             micro = [slice(s, min(s + hp.micro_batch_size, mb_size)) for s in range(0, mb_size, hp.micro_batch_size)]
             weights = _weights(mb_inputs.mask, micro, hp.token_weighted, accelerator)
-            n_bad = 0
+            n_bad, mb_kl = 0, 0.0
             for i, (rows, w) in enumerate(zip(micro, weights)):
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 with sync:
@@ -164,6 +180,7 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
                     continue
                 for k, v in terms.items():
                     sums[k] = sums.get(k, 0.0) + v * w
+                mb_kl += terms["kl/old_new"] * w
             finite = not float(accelerator.reduce(torch.tensor(float(n_bad), device=loss.device), "sum"))
             grad_norm = float(accelerator.clip_grad_norm_(params, hp.max_grad_norm)) if finite else math.nan
             if finite and math.isfinite(grad_norm):
@@ -173,12 +190,15 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
                 skipped += 1
             optimizer.zero_grad(set_to_none=True)
             n_terms += 1
+        if hp.target_kl > 0 and float(accelerator.reduce(torch.tensor(mb_kl, device=loss.device), "mean")) > hp.target_kl:
+            break
     scheduler.step()
     stats = {k: v / max(n_terms, 1) for k, v in sums.items()}
     stats["optim/grad_norm"] = sum(grad_norms) / len(grad_norms) if grad_norms else math.nan
     stats["optim/skipped_steps"] = float(skipped)
     stats["optim/steps"] = float(len(grad_norms))
     stats["optim/no_signal"] = 0.0
+    stats["optim/epochs"] = float(epochs)  # < ppo_epochs when target_kl stopped the update
     stats["optim/lr"] = scheduler.get_last_lr()[0]
     return stats
 
