@@ -131,6 +131,52 @@ ADVANTAGES = {
     "online_rft": online_rft,
 }
 
+# --------------------------------------------------------------------------- the adv_std knob
+# An outcome estimator is a baseline (centring) followed by a choice of std division. The
+# knob `adv_std` keeps the centring and replaces the division: none | group | batch. Each
+# estimator's centring without its own division (online_rft has no baseline: not listed).
+
+
+def batch_centred(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """r - mean over the whole batch: REINFORCE++'s baseline before its std division."""
+    return _centred(rewards.view(1, -1)).reshape(-1)  # (N,)
+
+
+CENTRED = {
+    "grpo": dr_grpo,  # group mean
+    "dr_grpo": dr_grpo,
+    "rloo": rloo,  # leave-one-out mean
+    "reinforce_pp": batch_centred,  # batch mean
+    "reinforce_pp_baseline": dr_grpo,  # group mean
+}
+
+
+def no_std(adv: torch.Tensor, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    return adv  # (N,)
+
+
+def group_std(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """Divide by the unbiased std of the rewards of each sample's group (GRPO's division)."""
+    if group_size < 2:
+        return adv  # (N,) the std of a single value is undefined: leave it unscaled
+    std = rewards.view(-1, group_size).std(-1, keepdim=True).expand(-1, group_size).reshape(-1)  # (N,)
+    return adv / (std + eps)  # (N,)
+
+
+def batch_std(adv: torch.Tensor, rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """Divide by the unbiased std of the centred advantages over the whole batch (REINFORCE++'s)."""
+    if adv.numel() < 2:
+        return adv  # (N,)
+    return adv / (adv.std() + eps)  # (N,)
+
+
+ADV_STD = {"none": no_std, "group": group_std, "batch": batch_std}
+
+
+def rescaled(centred, divide, rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """An estimator built from a centring (CENTRED) and a std division (ADV_STD)."""
+    return divide(centred(rewards, group_size), rewards, group_size)  # (N,)
+
 # --------------------------------------------------------------------------- token-level estimators
 
 

@@ -13,9 +13,10 @@ the Recipe holds are booleans, numbers and the functions themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
-from mathrl.advantage import ADVANTAGES
+from mathrl.advantage import ADV_STD, ADVANTAGES, CENTRED, rescaled
 from mathrl.compute import forward_flops, generation_flops, train_flops
 from mathrl.config import ConfigError, RunConfig
 from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES, ROLLOUT_CORRECTIONS
@@ -70,6 +71,9 @@ class Recipe:
             raise ConfigError(f"unknown policy_loss {cfg.policy_loss!r}; choose one of {', '.join(POLICY_LOSSES)}")
         if cfg.rollout_is != "none" and cfg.rollout_is not in ROLLOUT_CORRECTIONS:
             raise ConfigError(f"unknown rollout_is {cfg.rollout_is!r}; choose none, {', '.join(ROLLOUT_CORRECTIONS)}")
+        if cfg.adv_std != "auto" and (sft or cfg.advantage in TOKEN_LEVEL):
+            raise ConfigError(f"adv_std={cfg.adv_std} applies to outcome advantages; "
+                              f"{'SFT has none' if sft else cfg.advantage + ' normalises its own'}: leave adv_std=auto")
         kl_term = cfg.kl_coef > 0 and not sft
         kl_in_loss = kl_term and cfg.kl_placement == "loss"
         value_head = not sft and cfg.advantage == "gae"
@@ -84,7 +88,7 @@ class Recipe:
             needs_old_pass=needs_old_pass,
             value_head=value_head,
             process=not sft and cfg.advantage == "process",
-            advantage=None if sft or cfg.advantage in TOKEN_LEVEL else ADVANTAGES[cfg.advantage],
+            advantage=None if sft or cfg.advantage in TOKEN_LEVEL else outcome_advantage(cfg.advantage, cfg.adv_std),
             # SFT is the likelihood of given solutions: no ratio to an old policy that never sampled them
             policy_loss=POLICY_LOSSES["reinforce" if sft else cfg.policy_loss],
             kl=KL_ESTIMATORS[cfg.kl_estimator] if kl_term else None,
@@ -96,3 +100,21 @@ class Recipe:
             rollout_correction=None if sft else ROLLOUT_CORRECTIONS.get(cfg.rollout_is),
             passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass), train=cfg.ppo_epochs),
         )
+
+
+def outcome_advantage(name: str, adv_std: str) -> Callable:
+    """The estimator `name` with the std division `adv_std` asks for.
+
+    auto: the estimator as its paper defines it. none | group | batch: the estimator's own
+    baseline (advantage.CENTRED), divided by nothing, the group's reward std or the batch's
+    advantage std, so that e.g. grpo + none is Dr. GRPO, dr_grpo + group is GRPO and grpo +
+    batch is REINFORCE++-baseline: every combination means one thing, and none divides twice.
+    """
+    if adv_std == "auto":
+        return ADVANTAGES[name]
+    if name not in CENTRED:  # online_rft: a 0/1 coefficient, not a centred advantage
+        if adv_std == "none":
+            return ADVANTAGES[name]
+        raise ConfigError(f"adv_std={adv_std} divides a centred advantage by a std; advantage {name!r} has no "
+                          f"baseline to centre on: use adv_std=auto or none")
+    return partial(rescaled, CENTRED[name], ADV_STD[adv_std])
