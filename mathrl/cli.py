@@ -81,7 +81,7 @@ def run(
                f"batch={cfg.prompts_per_step}x{cfg.group_size} seed={cfg.seed}", err=True)
     run_dir = run_guarded(debug, _train, cfg, not quiet, resume)
     from mathrl.results import RunDir
-    from mathrl.run_state import summarize
+    from mathrl.results import summarize
 
     typer.echo(summarize(run_dir, RunDir(run_dir).read_metrics()))
 

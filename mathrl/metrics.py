@@ -5,6 +5,11 @@ No torch and no scipy: these run in the report on a laptop as well as in the tra
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -147,3 +152,14 @@ def _quantile(sorted_xs: list[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(sorted_xs) - 1)
     return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
+    """PPO value diagnostics: 1 - Var(returns - values) / Var(returns) over the masked tokens
+    (1: the value head predicts the returns, 0: no better than their mean); NaN when the
+    returns do not vary."""
+    m = mask.bool()
+    var_returns = returns[m].var()
+    if not math.isfinite(float(var_returns)) or float(var_returns) == 0:
+        return math.nan
+    return float(1 - (returns[m] - values[m]).var() / var_returns)

@@ -223,3 +223,21 @@ def _git_dirty(repo: Path) -> bool | None:
         return None
     status = _git(repo, "status", "--porcelain", "--untracked-files=no")
     return None if status is None else bool(status)
+
+
+def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
+    """A short human summary for the end of `mathrl run`."""
+    steps = [m for m in metrics if "reward/mean" in m]
+    evals = [m for m in metrics if any(k.endswith("/acc") for k in m)]
+    acc = lambda m: next(v for k, v in m.items() if k.endswith("/acc"))  # noqa: E731
+    lines = [f"run directory: {run_dir}"]
+    if steps:
+        first, last = steps[0], steps[-1]
+        lines.append(f"steps: {last['step']}  reward: {first['reward/mean']:.3f} (step {first['step']}) -> "
+                     f"{last['reward/mean']:.3f} (step {last['step']})")
+        if math.isfinite(last.get("time/cumulative_s", math.nan)):
+            lines.append(f"time: {last['time/cumulative_s']:.0f}s  FLOPs: {last.get('flops/cumulative', 0):.3g}")
+    if evals:
+        lines.append(f"eval accuracy: {acc(evals[0]):.3f} (step {evals[0]['step']}) -> "
+                     f"{acc(evals[-1]):.3f} (step {evals[-1]['step']})")
+    return "\n".join(lines)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -28,12 +27,14 @@ from mathrl.distributed import (check_shardable, check_sharding_supported, enabl
                                 load_full_optimizer_state, mark_sharded_for_generation, warn_if_launch_lost_processes)
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
-from mathrl.recipe import Recipe
 from mathrl.models import load_model, reference_context, save_final
+from mathrl.recipe import Recipe
+from mathrl.results import RunDir, environment_info, is_run_dir
 from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
-from mathrl.results import RunDir, environment_info, is_run_dir
-from mathrl.tasks import get_task
+from mathrl.sampler import ProblemSampler, PromptSampler
+from mathrl.tasks import Task, get_task
+from mathrl.types import Problem
 from mathrl.update import UpdateParams
 
 
@@ -42,57 +43,42 @@ class RunAborted(RuntimeError):
 
 
 @dataclass
-class PromptSampler:
-    """Epochs over the training problems, each in a fresh seeded permutation (resumable).
-
-    Under several processes every rank shares the permutation and takes every `world`-th
-    entry from offset `rank`: shards are disjoint however many prompts each rank draws (DAPO's
-    dynamic sampling draws unequal numbers), and W ranks drawing k each see exactly the k * W
-    prompts that one process drawing k * W would see."""
-
-    n: int
-    seed: int
-    rank: int = 0
-    world: int = 1
-    epoch: int = 0
-    position: int = 0
-    order: list[int] = field(default_factory=list)
-
-    def next_indices(self, k: int) -> list[int]:
-        out = []
-        while len(out) < k:
-            if not self.order or self.position >= len(self.order):
-                if self.order:
-                    self.epoch += 1
-                g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-                self.order, self.position = torch.randperm(self.n, generator=g).tolist(), self.rank
-            out.append(self.order[self.position])
-            self.position += self.world
-        return out
-
-    def state_dict(self) -> dict[str, Any]:
-        # rank-free position: the main process saves it and every rank resumes from its offset
-        return {"epoch": self.epoch, "position": self.position - self.rank, "order": list(self.order)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch, self.order = state["epoch"], list(state["order"])
-        self.position = state["position"] + self.rank
-
-
-@dataclass
-class ProblemSampler:
-    problems: list
-    index: PromptSampler
-
-    def next(self, k: int) -> list:
-        return [self.problems[i] for i in self.index.next_indices(k)]
-
-
 class RunState:
-    """Everything a step needs; built by build_run_state()."""
+    """Everything a step needs; built by build_run_state(). State that lives across steps is
+    typed here (DESIGN.md, house style 18); the algorithm's choices are in `recipe`."""
 
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
+    cfg: RunConfig
+    recipe: Recipe
+    accelerator: Any  # accelerate.Accelerator
+    device: torch.device
+    task: Task
+    tokenizer: Any  # a Hugging Face tokenizer
+    train_problems: list[Problem]
+    eval_problems: list[Problem]
+    model: Any  # the policy, as prepared by accelerate (DDP-wrapped under several processes)
+    ref_model: Any | None  # frozen copy; None without a reference or with LoRA (adapters off instead)
+    value_head: Any | None  # PPO's ValueHead, prepared by accelerate
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    update_params: UpdateParams
+    max_new_tokens: int
+    overlong_buffer: int  # DAPO soft-overlong window, resolved against max_new_tokens
+    sampler: ProblemSampler
+    prompts_per_rank: int
+    meter: ComputeMeter
+    n_params: int  # compute.flop_params of the policy
+    generator: torch.Generator  # minibatch shuffles of the update
+    run: RunDir
+    generate: Callable  # the rollout backend (hf or vllm)
+    health: Health
+    # ---- what changes step by step (saved in checkpoints) -------------------------------
+    step: int = 0
+    consecutive_skips: int = 0  # non-finite steps in a row (guard_divergence)
+    policy_is_reference: bool = True  # no optimizer step since the reference was last the policy
+    saved_step: int = -1  # step of the last checkpoint written
+    show_progress: bool = False
+    last_metrics: dict[str, Any] = field(default_factory=dict)
+    start_time: float = field(default_factory=time.time)
 
     # ---- models -------------------------------------------------------------------------
     def policy_for_generation(self):
@@ -229,21 +215,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     if not resume and is_run_dir(run_path):  # appending a second run would mix metrics and checkpoints
         raise ValueError(f"{run_path} already holds a run; continue it with --resume {run_path}, "
                          f"or choose another --output")
-    state = RunState(
-        cfg=cfg, recipe=recipe, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
-        train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
-        value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
-        overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
-        sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed, rank, world)),
-        prompts_per_rank=cfg.prompts_per_step // world,
-        meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
-        generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), step=0,
-        consecutive_skips=0, policy_is_reference=True, show_progress=False, last_metrics={}, start_time=time.time(),
-        saved_step=-1,
-        generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
-        health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
-    )
-    state.update_params = UpdateParams(
+    update_params = UpdateParams(
         policy_loss=recipe.policy_loss, temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
         clip_eps_high=cfg.clip_eps_high, kl=recipe.kl if recipe.kl_in_loss else None, kl_coef=recipe.kl_coef,
         kl_grad_at_reference=recipe.kl_grad_at_reference, loss_agg=cfg.loss_agg,
@@ -252,6 +224,18 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
         ppo_epochs=cfg.ppo_epochs, target_kl=cfg.target_kl, minibatches=cfg.minibatches,
         micro_batch_size=cfg.micro_batch_size,
         max_grad_norm=cfg.max_grad_norm)
+    state = RunState(
+        cfg=cfg, recipe=recipe, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
+        train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
+        value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
+        overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
+        sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed, rank, world)),
+        prompts_per_rank=cfg.prompts_per_step // world,
+        meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
+        generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), update_params=update_params,
+        generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
+        health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
+    )
     accelerator.wait_for_everyone()  # every rank has checked run_path before rank 0 writes into it
     if resume:
         restore(state)
@@ -406,21 +390,3 @@ def finish_run(state: RunState) -> Path:
     tracking.end(state.accelerator)
     state.accelerator.wait_for_everyone()
     return state.run.path
-
-
-def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
-    """A short human summary for the end of `mathrl run`."""
-    steps = [m for m in metrics if "reward/mean" in m]
-    evals = [m for m in metrics if any(k.endswith("/acc") for k in m)]
-    acc = lambda m: next(v for k, v in m.items() if k.endswith("/acc"))  # noqa: E731
-    lines = [f"run directory: {run_dir}"]
-    if steps:
-        first, last = steps[0], steps[-1]
-        lines.append(f"steps: {last['step']}  reward: {first['reward/mean']:.3f} (step {first['step']}) -> "
-                     f"{last['reward/mean']:.3f} (step {last['step']})")
-        if math.isfinite(last.get("time/cumulative_s", math.nan)):
-            lines.append(f"time: {last['time/cumulative_s']:.0f}s  FLOPs: {last.get('flops/cumulative', 0):.3g}")
-    if evals:
-        lines.append(f"eval accuracy: {acc(evals[0]):.3f} (step {evals[0]['step']}) -> "
-                     f"{acc(evals[-1]):.3f} (step {evals[-1]['step']})")
-    return "\n".join(lines)

@@ -29,6 +29,7 @@ from mathrl.distributed import (full_model_state, gather_objects, gather_rows, g
                                 mean_over_ranks)
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import mismatch_stats
+from mathrl.metrics import explained_variance
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
 from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
@@ -272,14 +273,6 @@ def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> tor
         step_rewards.append([1.0 if ok else 0.0 for _, ok in steps] + [float(rewards[i])])
         step_ends.append([min(e, max(lengths[i] - 1, 0)) for e in ends] + [max(lengths[i] - 1, 0)])
     return process_advantages(step_rewards, step_ends, batch.group_size, batch.completion_mask.shape[1]).to(rewards.device)
-
-
-def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:
-    m = mask.bool()
-    var_returns = returns[m].var()
-    if not torch.isfinite(var_returns) or var_returns == 0:
-        return math.nan
-    return float(1 - (returns[m] - values[m]).var() / var_returns)
 
 
 def batch_metrics(state: RunState, batch: Batch) -> dict[str, float]:

@@ -71,3 +71,41 @@ def write_digit_task(folder: Path) -> Path:
     (folder / "digit.yaml").write_text(DIGIT_TASK)
     (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(10)))
     return folder
+
+
+# ---- end-to-end runs of the tiny model on the digit task: resume, guards, fuzz, reproducibility
+# Every source of state a resume must restore is switched on: eval every step (global RNG for
+# the KL-drift samples, eval rows after the checkpoint), a reference model, two epochs of two
+# minibatches (the update's permutation generator, old log-probs), samples every step.
+# threads=1: on a shared 2-core machine torch's default thread pool is ~10x slower.
+TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8",
+        "eval_limit": "2", "eval_every": "1", "lr": "1e-3", "samples_every": "1", "format_reward": "0.5",
+        "ppo_epochs": "2", "minibatches": "2", "checkpoint_every": "1", "keep_checkpoints": "10",
+        "threads": "1", "save_final": "false"}
+
+
+@pytest.fixture(scope="session")
+def digit_tasks(tmp_path_factory) -> Path:
+    """A session-wide folder holding the digit task (see DIGIT_TASK); pass it as tasks_dir."""
+    return write_digit_task(tmp_path_factory.mktemp("tasks"))
+
+
+def tiny_config(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, **extra):
+    from mathrl.config import build_config
+
+    overrides = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
+                 "output": str(out), **{k: str(v) for k, v in extra.items()}}
+    return build_config(algo, None, overrides)
+
+
+def tiny_run(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, resume: bool = False, **extra) -> Path:
+    from mathrl.train import train
+
+    return train(tiny_config(digit_tasks, out, algo, steps, **extra), progress=False, resume=out if resume else None)
+
+
+def comparable(run_dir: Path) -> list[dict]:
+    """metrics.jsonl rows without the timing keys (the only ones allowed to differ)."""
+    from mathrl.results import RunDir
+
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in RunDir(run_dir).read_metrics()]

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_resume import DIGIT_TASK
+from conftest import DIGIT_TASK
 from typer.testing import CliRunner
 
 from mathrl.cli import app

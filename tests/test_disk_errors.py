@@ -21,7 +21,7 @@ import mathrl.checkpoint
 import mathrl.results
 from mathrl.checkpoint import CheckpointWriteError, list_checkpoints, load_latest, save_checkpoint
 from mathrl.cli import app
-from test_resume import TINY, comparable, digit_tasks, tiny_run  # noqa: F401 (a fixture)
+from conftest import TINY, comparable, tiny_run
 
 STEPS = 3
 

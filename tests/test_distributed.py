@@ -23,12 +23,11 @@ from unittest import mock
 
 import pytest
 
-from conftest import write_digit_task
+from conftest import REPO, write_digit_task
 from mathrl.config import ConfigError, build_config
 from mathrl.distributed import check_shardable
-from mathrl.run_state import PromptSampler
+from mathrl.sampler import PromptSampler
 
-REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "accelerate_configs"
 
 

@@ -22,7 +22,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_resume import DIGIT_TASK, tiny_run
+from conftest import DIGIT_TASK, tiny_run
 
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import ROLLOUTS

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from test_resume import TINY, comparable, digit_tasks, tiny_run  # noqa: F401 - digit_tasks is a fixture
+from conftest import TINY, comparable, tiny_run
 from typer.testing import CliRunner
 
 import mathrl.reward

@@ -10,7 +10,7 @@ from mathrl.config import build_config
 from mathrl.recipe import Recipe
 from mathrl.train import train
 
-TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8", "eval_limit": "2",
+SAMPLED = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8", "eval_limit": "2",
         "eval_every": "0", "samples_every": "1", "format_reward": "0.5", "save_final": "true"}
 
 
@@ -18,7 +18,7 @@ def run(tmp_path, algo, lr, steps=3):
     (tmp_path / "tasks").mkdir(exist_ok=True)
     tasks = write_digit_task(tmp_path / "tasks")
     out = tmp_path / f"{algo}-{lr}"
-    cfg = build_config(algo, None, {**TINY, "task": "digit", "tasks_dir": str(tasks), "max_steps": str(steps),
+    cfg = build_config(algo, None, {**SAMPLED, "task": "digit", "tasks_dir": str(tasks), "max_steps": str(steps),
                                     "lr": lr, "output": str(out)})
     return train(cfg, progress=False)
 

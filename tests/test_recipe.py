@@ -12,7 +12,7 @@ from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
 from mathrl.presets import PRESETS
 from mathrl.recipe import Recipe
 
-TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8", "eval_limit": "2",
+QUICK = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8", "eval_limit": "2",
         "eval_every": "0", "lr": "1e-3", "samples_every": "0", "format_reward": "0.5", "save_final": "false"}
 
 
@@ -78,7 +78,7 @@ def test_trainer_flops_match_the_recipe_passes(tmp_path, algo):
     from mathrl.train import train_step
 
     tasks = write_digit_task(tmp_path)
-    cfg = build_config(algo, None, {**TINY, "task": "digit", "tasks_dir": str(tasks), "max_steps": "1",
+    cfg = build_config(algo, None, {**QUICK, "task": "digit", "tasks_dir": str(tasks), "max_steps": "1",
                                     "ppo_epochs": "1", "minibatches": "1", "output": str(tmp_path / "run")})
     state = build_run_state(cfg)
     train_step(state)
@@ -96,7 +96,7 @@ def test_iterative_rl_resets_the_reference_to_the_policy(tmp_path):
     from mathrl.train import train
 
     tasks = write_digit_task(tmp_path)
-    cfg = build_config("grpo", None, {**TINY, "task": "digit", "tasks_dir": str(tasks), "max_steps": "2",
+    cfg = build_config("grpo", None, {**QUICK, "task": "digit", "tasks_dir": str(tasks), "max_steps": "2",
                                       "ref_reset_every": "2", "output": str(tmp_path / "run")})
     run = train(cfg, progress=False)
     _, saved = load_latest(run / "checkpoints")

@@ -18,7 +18,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from test_resume import comparable, digit_tasks, tiny_run  # noqa: F401 (a fixture)
+from conftest import comparable, tiny_run
 
 
 def weights_hash(run: Path) -> str:

@@ -1,8 +1,7 @@
 """Resume and crash safety (issue 8): a resumed run repeats the uninterrupted one, step for step.
 
 Runs are compared on every metric except the timing keys `time/*` (wall-clock seconds differ
-between any two runs). The helpers here (the digit task, `tiny_run`) are shared with
-test_guards.py and test_fuzz.py.
+between any two runs). The shared helpers (the digit task, `TINY`, `tiny_run`) are in conftest.py.
 """
 
 from __future__ import annotations
@@ -22,44 +21,12 @@ import torch
 from typer.testing import CliRunner
 
 import mathrl.train
-from conftest import DIGIT_TASK as CONFTEST_DIGIT_TASK, write_digit_task
+from conftest import TINY, comparable, tiny_config, tiny_run, write_digit_task  # noqa: F401
 from mathrl.checkpoint import COMPLETE, list_checkpoints, load_latest, save_checkpoint
 from mathrl.cli import app
 from mathrl.config import build_config
 from mathrl.results import RunDir
 from mathrl.train import train
-
-DIGIT_TASK = CONFTEST_DIGIT_TASK  # the shared end-to-end test task (conftest says why)
-
-# Every source of state a resume must restore is switched on: eval every step (global RNG for
-# the KL-drift samples, eval rows after the checkpoint), a reference model, two epochs of two
-# minibatches (the update's permutation generator, old log-probs), samples every step.
-# threads=1: on a shared 2-core machine torch's default thread pool is ~10x slower.
-TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "8",
-        "eval_limit": "2", "eval_every": "1", "lr": "1e-3", "samples_every": "1", "format_reward": "0.5",
-        "ppo_epochs": "2", "minibatches": "2", "checkpoint_every": "1", "keep_checkpoints": "10",
-        "threads": "1", "save_final": "false"}
-
-
-@pytest.fixture(scope="session")
-def digit_tasks(tmp_path_factory) -> Path:
-    return write_digit_task(tmp_path_factory.mktemp("tasks"))
-
-
-def tiny_config(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, **extra):
-    overrides = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
-                 "output": str(out), **{k: str(v) for k, v in extra.items()}}
-    return build_config(algo, None, overrides)
-
-
-def tiny_run(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, resume: bool = False, **extra) -> Path:
-    return train(tiny_config(digit_tasks, out, algo, steps, **extra), progress=False, resume=out if resume else None)
-
-
-def comparable(run_dir: Path) -> list[dict]:
-    """metrics.jsonl rows without the timing keys (the only ones allowed to differ)."""
-    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in RunDir(run_dir).read_metrics()]
-
 
 def count_steps(monkeypatch) -> list[int]:
     """Patch train_step to record how many steps actually ran (proves a resume skipped some)."""

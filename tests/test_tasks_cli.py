@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from conftest import REPO
 from mathrl.cli import app
 from mathrl.tasks import get_task
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def mathrl(*args: str):

@@ -5,22 +5,18 @@ import json
 import pytest
 import torch
 
-from conftest import write_digit_task
 from mathrl.config import build_config
 from mathrl.presets import PRESETS
 from mathrl.train import train
 
-TINY = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "12",
-        "eval_limit": "4", "eval_every": "2", "lr": "1e-3", "samples_every": "1", "checkpoint_every": "2",
-        "format_reward": "0.5"}
-
-@pytest.fixture(scope="module")
-def digit_tasks(tmp_path_factory):
-    return write_digit_task(tmp_path_factory.mktemp("tasks"))  # see conftest: why this task
+# evals and checkpoints every other step, samples every step: the run directory is complete
+E2E = {"model": "tiny", "prompts_per_step": "2", "group_size": "4", "max_new_tokens": "12",
+       "eval_limit": "4", "eval_every": "2", "lr": "1e-3", "samples_every": "1", "checkpoint_every": "2",
+       "format_reward": "0.5"}
 
 
 def run(tmp_path, digit_tasks, algo="grpo", steps=3, **extra):
-    overrides = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
+    overrides = {**E2E, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": str(steps),
                  "output": str(tmp_path / algo), **extra}
     return train(build_config(algo, None, overrides), progress=False)
 
@@ -68,7 +64,7 @@ def test_no_reference_model_without_kl(digit_tasks, tmp_path):
     """Memory: kl_coef = 0 builds no frozen copy unless KL drift is asked for explicitly."""
     from mathrl.run_state import build_run_state
 
-    base = {**TINY, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": "1"}
+    base = {**E2E, "task": "digit", "tasks_dir": str(digit_tasks), "max_steps": "1"}
     state = build_run_state(build_config("dapo", None, {**base, "output": str(tmp_path / "a")}))
     assert state.cfg.kl_coef == 0 and state.ref_model is None
     state = build_run_state(build_config("grpo", None, {**base, "output": str(tmp_path / "b")}))

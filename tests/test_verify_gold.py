@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from mathrl.verify import compare, grade
 from mathrl.verify.modes import _as_text, parse_checked
 from mathrl.verify.normalize import normalize
 from mathrl.verify.tree import STRUCTURES
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _data_file(*parts: str) -> Path:
