@@ -52,7 +52,7 @@ def test_extractors(extractor, completion, expected):
 
 
 def test_registry_names():
-    assert set(EXTRACTORS) == {"gsm8k", "boxed", "answer_is", "answer_colon", "last_number", "auto"}
+    assert set(EXTRACTORS) == {"gsm8k", "boxed", "answer_is", "answer_colon", "free_text", "last_number", "auto"}
 
 
 def test_unknown_extractor_is_an_error():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from mathrl.verify import exact, probe
 from mathrl.verify.limits import MAX_PLUS_MINUS, TooLarge
 from mathrl.verify.numbers import close
-from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, walk
+from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, symbols, walk
 from mathrl.verify.worker import POOL, WorkerTimeout
 
 CACHE_SIZE = 8192  # symbolic verdicts kept (a GRPO group repeats the same answers)
@@ -163,11 +163,16 @@ def _seq_seq(a: tuple, b: tuple, budget: Budget) -> bool:
 
 
 def _seq_other(seq: tuple, other: tuple, budget: Budget) -> bool:
-    """A one-element set or list is its element: `\\{5\\}` == `5`."""
-    return seq[1] in ("{", "") and len(seq[3]) == 1 and value_equal(seq[3][0], other, budget)
+    """A set or list of one element is that element: `\\{5\\}` == `5`, and so is a list that
+    only restates it (`\\boxed{15\\frac{39}{40}}, or \\boxed{\\frac{639}{40}}`)."""
+    return seq[1] in ("{", "") and len(seq[3]) >= 1 and all(
+        value_equal(item, other, budget) for item in seq[3])
 
 
 def _variable_side(node: tuple) -> bool:
+    """`x`, `a_n`, `(x, y)`, or a function value `f(x)` (read as f*x by the parser)."""
+    if node[0] == "mul" and node[1][0] == "sym" and node[2][0] == "sym":
+        return len(node[1][1]) == 1
     return node[0] == "sym" or (node[0] == "seq" and all(x[0] == "sym" for x in node[3]))
 
 
@@ -179,17 +184,23 @@ def _eq_eq(a: tuple, b: tuple, budget: Budget) -> bool:
         return True
     if any(n[0] in STRUCTURES for n in (la, ra, lb, rb)):
         return False
-    # Same equation rearranged: 5x - 7y = -4 vs 5x - 7y + 4 = 0 (difference equal up to sign).
+    # Same equation rearranged: 5x - 7y = -4 vs 5x - 7y + 4 = 0 (difference equal up to sign),
+    # or scaled: x^2/4 + y^2/3 = 1 vs 3x^2 + 4y^2 = 12 (differences in a constant ratio).
     da, db = ("sub", la, ra), ("sub", lb, rb)
-    return scalar_equal(da, db, budget) or scalar_equal(da, ("neg", db), budget)
+    if scalar_equal(da, db, budget) or scalar_equal(da, ("neg", db), budget):
+        return True
+    return (symbols(da) or symbols(db)) != set() and probe.constant_ratio(da, db) is True
 
 
 def _eq_other(eq: tuple, other: tuple, budget: Budget) -> bool:
-    """`x = 3` vs `3`: only when one side of the equation is just the variable(s)."""
+    """`x = 3` vs `3`: only when one side of the equation is just the variable(s), or a
+    function value (`f(x) = x^2 + 1` vs `x^2 + 1`). A calculation `3 + 4 = 7` states its result."""
     if _variable_side(eq[1]):
         return value_equal(eq[2], other, budget)
     if _variable_side(eq[2]):
         return value_equal(eq[1], other, budget)
+    if eq[1][0] not in STRUCTURES and not symbols(eq[1]) and not symbols(eq[2]):
+        return value_equal(eq[2], other, budget)
     return False
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from mathrl.verify.latex import command_argument
+from mathrl.verify.prose import free_text, is_prose, last_math, spans
 
 _GSM8K = re.compile(r"####\s*\$?\s*(-?[\d.,]*\d)")
 
@@ -43,18 +44,45 @@ def _box_commands(completion: str):
             f = completion.rfind("\\fbox", 0, f)
 
 
+# Text allowed between boxes that together make one answer: `a = \\boxed{3}, b = \\boxed{4}`.
+_BOX_JOINER = re.compile(
+    r"(?:\s|[$,;&]|\\[()\[\]]|\\q?quad|\\\\|\\text\{\s*(?:and|or)?\s*\}|\b(?:and|or)\b"
+    r"|\\?[A-Za-z]+(?:_\{?\w+\}?)?(?:\([^()]{0,12}\))?\s*=)*")
+_MAX_JOINER_CHARS = 80
+
+
+def _joined(completion: str, between: str) -> bool:
+    return len(between) <= _MAX_JOINER_CHARS and _BOX_JOINER.fullmatch(between) is not None
+
+
 def boxed(completion: str) -> str | None:
-    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (nested braces kept whole)."""
-    stop = len(completion)
+    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (nested braces kept whole).
+
+    Boxes that end the text separated only by commas, "and", "or" or `name =` are one answer
+    (`x = \\boxed{2}, y = \\boxed{3}` -> `2, 3`); a box that repeats the one before it counts once.
+    """
+    stop, found, joined_from = len(completion), [], None
     for start, name_length in _box_commands(completion):
         arg = command_argument(completion, start + name_length, stop)
-        if arg is not None and arg[0].strip():
-            return arg[0].strip()
         if arg is None:
             # Truncated box: an earlier box still open here cannot close either, so later
             # scans stop at its start (keeps `\\boxed{` * 100,000 linear, not quadratic).
             stop = start
-    return None
+            if found:
+                break
+            continue
+        if found and not _joined(completion, completion[arg[1]:joined_from]):
+            break
+        if arg[0].strip():
+            found.append(arg[0].strip())
+            joined_from = start
+        elif found:
+            break
+        stop = start
+    if not found:
+        return None
+    unique = list(dict.fromkeys(reversed(found)))
+    return ", ".join(unique)
 
 
 _ANSWER_IS = re.compile(r"answer is\s*:?\s*", re.IGNORECASE)
@@ -62,13 +90,16 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 
 
 def _answer_text(rest: str) -> str | None:
-    """The answer that starts a line's remainder: a box if there is one, else up to the full stop."""
+    """The answer that starts a line's remainder: a box if there is one, else up to the full
+    stop; prose there ("the smallest $k$ is 7") is reduced to its last math item."""
     line = rest.split("\n", 1)[0]
     inner = boxed(line)
     if inner is not None:
         return inner
     end = _SENTENCE_END.search(line)
     answer = (line[: end.start()] if end else line).strip().strip("*").strip()
+    if answer and is_prose(answer) or len(spans(answer)) > 1:
+        answer = last_math(answer) or answer
     return answer or None
 
 
@@ -109,20 +140,36 @@ def last_number(completion: str) -> str | None:
 
 
 def auto(completion: str) -> str | None:
-    """The first of boxed, gsm8k, answer_is, answer_colon, last_number that finds an answer.
+    """The first of boxed, gsm8k, answer_is, answer_colon, free_text, last_number that finds one.
 
-    Explicit markers beat phrases, phrases beat the bare last number (the fallback that can
-    pick up a stray number, so it comes last).
+    Explicit markers beat phrases, phrases beat unmarked text: the whole completion when it is
+    one expression, else its last math span or number (prose.py).
     """
-    for extractor in (boxed, gsm8k, answer_is, answer_colon, last_number):
+    for extractor in (boxed, gsm8k, answer_is, answer_colon, free_text, last_number):
         answer = extractor(completion)
         if answer is not None:
             return answer
     return None
 
 
-EXTRACTORS = {"gsm8k": gsm8k, "boxed": boxed, "answer_is": answer_is,
-              "answer_colon": answer_colon, "last_number": last_number, "auto": auto}
+_WRAPPED = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox|answer", re.IGNORECASE)
+
+
+def unwrap(answer: str) -> str | None:
+    """The answer inside an answer that carries wrappers or prose (`Answer: $12$`,
+    `the smallest $k$ is 7`), or None when there is nothing to unwrap. For golds and
+    already-extracted answers; never the `####` rule or a bare last number of plain text."""
+    if _WRAPPED.search(answer) is None:
+        return None
+    for extractor in (boxed, answer_is, answer_colon, free_text):
+        inner = extractor(answer)
+        if inner is not None:
+            return inner if inner != answer.strip() else None
+    return None
+
+
+EXTRACTORS = {"gsm8k": gsm8k, "boxed": boxed, "answer_is": answer_is, "answer_colon": answer_colon,
+              "free_text": free_text, "last_number": last_number, "auto": auto}
 
 
 def extract(completion: str, extractor: str = "auto") -> str | None:

@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lfloor": ("op", "lfloor"), "rfloor": ("op", "rfloor"),
     "lceil": ("op", "lceil"), "rceil": ("op", "rceil"),
     "emptyset": ("op", "empty"), "varnothing": ("op", "empty"),
+    "langle": ("op", "("), "rangle": ("op", ")"),
     "lvert": ("op", "|"), "rvert": ("op", "|"), "vert": ("op", "|"), "mid": ("op", "|"),
     "{": ("op", "\\{"), "}": ("op", "\\}"), "lbrace": ("op", "\\{"), "rbrace": ("op", "\\}"), "\\": ("op", "row"), "%": ("op", "%"),
     "|": ("op", "|"),

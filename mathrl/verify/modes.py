@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from mathrl.verify.compare import Budget, value_equal
+from mathrl.verify.extract import unwrap
 from mathrl.verify.lexer import PLAIN_NAMES
 from mathrl.verify.limits import MAX_ANSWER_CHARS, TooLarge, Unparsable, check_bounds
 from mathrl.verify.normalize import compact, normalize
-from mathrl.verify.numbers import numbers_equal, parse_number, split_percent
+from mathrl.verify.numbers import decimal_comma, numbers_equal, parse_number, split_percent
 from mathrl.verify.parser import parse
 from mathrl.verify.worker import WorkerCrashed, WorkerTimeout
 
@@ -57,6 +58,11 @@ def _numbers(p: str, g: str, options: Options) -> str | None:
     (p, p_pct), (g, g_pct) = split_percent(p), split_percent(g)
     try:
         pn, gn = parse_number(p), parse_number(g)
+        if (pn is None) != (gn is None):  # `3,5` vs 3.5: a decimal comma (numbers.decimal_comma)
+            other = pn or gn
+            comma = decimal_comma(p if pn is None else g)
+            if comma is not None and other.value.denominator != 1:
+                pn, gn = (parse_number(comma), gn) if pn is None else (pn, parse_number(comma))
     except TooLarge:
         return "too_large"
     if pn is None or gn is None:
@@ -115,6 +121,19 @@ def _readings(answer: str, options: Options) -> list[tuple] | str:
 
 
 def compare_math(pred: str, gold: str, options: Options) -> str:
+    """Two answers in math mode; when they are not equal as written and a side carries
+    wrappers or prose (`Answer: $12$`, `the smallest $k$ is 7`), the answers inside are
+    compared instead (extract.unwrap: golds may be written like completions)."""
+    reason = _compare_math(pred, gold, options)
+    if reason == "equal" or reason == "too_large":
+        return reason
+    inner_pred, inner_gold = unwrap(pred), unwrap(gold)
+    if inner_pred is None and inner_gold is None:
+        return reason
+    return _compare_math(inner_pred or pred, inner_gold or gold, options)
+
+
+def _compare_math(pred: str, gold: str, options: Options) -> str:
     prepared = _prepare(pred, gold)
     if isinstance(prepared, str):
         return prepared

@@ -18,13 +18,17 @@ _UNICODE = {
     "\u22c5": r"\cdot ", "\u221a": r"\sqrt", "\u03c0": r"\pi ", "\u221e": r"\infty ",
     "\u00b1": r"\pm ", "\u2264": r"\le ", "\u2265": r"\ge ", "\u2260": r"\ne ", "\u222a": r"\cup ",
     "\u00b0": "", "\u2009": " ", "\u00a0": " ", "\u202f": " ", "\u2032": "'",
+    "\u00b2": "^2", "\u00b3": "^3", "\u20ac": "", "\u00a3": "", "\u00a5": "", "\u20b9": "",
+    "\u2208": r"\in ", "\u2229": r"\cap ", "\u2205": r"\emptyset ", "\u27e8": r"\langle ",
+    "\u27e9": r"\rangle ", "\u2062": "",
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
 _DELIMITERS = [("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]")]
 _WRAPPERS = ("boxed", "fbox")
 _TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mathit", "mbox",
-                  "operatorname", "mathsf", "hbox")
+                  "operatorname", "mathsf", "hbox", "vec", "overrightarrow", "boldsymbol", "bm",
+                  "textnormal", "emph")
 # Words that are math when they trail a number ("2 pi"), never units.
 _MATH_WORDS = frozenset({"pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                          "sqrt", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "inf",
@@ -65,15 +69,20 @@ def _sizing(s: str) -> str:
 
 
 def _thousands(s: str) -> str:
-    """`10{,}000`, `11,\\! 111`, `1,000,000` -> digits only.
+    """`10{,}000`, `11,\\! 111`, `1,000,000`, `2.500,75` -> digits (and a decimal point).
 
     A bare comma is a separator only outside brackets: in `(2,12) \\cup (12,102)` it splits items.
+    `{,}` before exactly three digits groups thousands, otherwise it is a decimal comma (`3{,}5`).
+    Dots as thousands separators only where a decimal point cannot be meant: `1.234.567`, `2.500,75`.
     """
-    s = s.replace("{,}", "")
-    s = re.sub(r"(\d),\\!\s*(?=\d{3}(?!\d))", r"\1", s)
-    si = re.fullmatch(r"\s*(-?[1-9]\d{0,2}(?:(?: |\\,|\\ |~)\d{3})+(?:\.\d+)?)\s*", s)
+    s = re.sub(r"\{,\}(?=\d{3}(?!\d))", "", s).replace("{,}", ".")
+    s = re.sub(r"(\d),?\\!\s*(?=\d{3}(?!\d))", r"\1", s)
+    eu = re.fullmatch(r"\s*(-?[1-9]\d{0,2}(?:\.\d{3})+)(,\d+)?\s*", s)
+    if eu and (eu.group(2) or eu.group(1).count(".") > 1):
+        return eu.group(1).replace(".", "") + (eu.group(2) or "").replace(",", ".")
+    si = re.fullmatch(r"\s*(-?[1-9]\d{0,2}(?:(?: |\\,|\\ |~|\\;|\\:)\d{3})+(?:\.\d+)?)\s*", s)
     if si:  # `1 000 000`, `2\,000` (SI style), only as the whole answer
-        return re.sub(r"\\,|\\ |~| ", "", si.group(1))
+        return re.sub(r"\\[,;: ]|~| ", "", si.group(1))
     if re.search(r"[()\[\]{}]", s):
         return s
     return re.sub(r"(?<![\d.,])[1-9]\d{0,2}(?:,\d{3})+(?![\d,])",
@@ -101,6 +110,29 @@ def _text(s: str) -> str:
     return unwrap_commands(s, _TEXT_COMMANDS) if "\\" in s else s
 
 
+_SET_BUILDER = re.compile(
+    r"\\\{\s*([A-Za-z])\s*(?:\\in\s*\\mathbb\s*\{?[RZ]\}?\s*)?(?:\\mid|\||:)\s*(.+?)\s*\\\}")
+
+
+def _set_builder(s: str) -> str:
+    """`\\{x \\mid x > 1\\}`, `\\{x | -1 < x < 2\\}`: the set is its condition (parsed as an
+    interval); `\\mathbb{R}` is the interval (-inf, inf)."""
+    s = _SET_BUILDER.sub(lambda m: m.group(2), s) if "\\{" in s else s
+    return re.sub(r"\\mathbb\s*\{?R\}?", r"(-\\infty, \\infty)", s) if "mathbb" in s else s
+
+
+def _repeating(s: str) -> str:
+    """`0.\\overline{3}` = 1/3, `0.1\\overline{6}` = 1/6: a repeating decimal is an exact fraction."""
+    def fraction(m: re.Match) -> str:
+        whole, fixed, period = m.group(1) or "0", m.group(2), m.group(3)
+        den = 10 ** len(fixed) * (10 ** len(period) - 1)
+        num = int(whole + fixed + period) - int(whole + fixed)
+        return f"\\frac{{{num}}}{{{den}}}"
+    if "overline" not in s or len(s) > 200:
+        return s
+    return re.sub(r"(\d*)\.(\d*)\\overline\s*\{(\d{1,20})\}", fraction, s)
+
+
 def _conjunctions(s: str) -> str:
     """`x=2 \\text{ or } x=3`, `5 and 7`: a list of answers. Only around math (a digit or `=`),
     so that a text answer keeps its words."""
@@ -109,9 +141,13 @@ def _conjunctions(s: str) -> str:
     return re.sub(r"\s*(?:,\s*)?\b(?:or|and)\b\s*", ", ", s)
 
 
+_CURRENCY = re.compile(r"\\(?:euro|pounds|yen|textdollar|textsterling|texteuro)(?![a-zA-Z])\s*"
+                       r"|\b(?:USD|EUR|GBP|Rs\.?|INR)(?![a-zA-Z])\s*")
+
+
 def _money_percent(s: str) -> str:
-    s = s.replace("\\$", "").replace("$", "").replace("\\%", "%")
-    return re.sub(r"\s*\bpercent\b\.?$", "%", s, flags=re.IGNORECASE)
+    s = _CURRENCY.sub("", s.replace("\\$", "").replace("$", "").replace("\\%", "%"))
+    return re.sub(r"\s*\b(?:percent|per cent)\b\.?$", "%", s, flags=re.IGNORECASE)
 
 
 def _short_args(s: str) -> str:
@@ -159,8 +195,8 @@ def _whitespace(s: str) -> str:
     return s[1:].lstrip() if s.startswith("+") else s
 
 
-RULES = [_unicode, _outer, _sizing, _thousands, _spacing, _aliases, _degrees, _text,
-         _conjunctions, _money_percent, _short_args, _base_subscript, _units, _punctuation, _outer, _whitespace]
+RULES = [_unicode, _outer, _sizing, _thousands, _spacing, _repeating, _aliases, _degrees, _text,
+         _set_builder, _conjunctions, _money_percent, _short_args, _base_subscript, _units, _punctuation, _outer, _whitespace]
 
 _PLAIN_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
 

@@ -41,6 +41,17 @@ def split_percent(answer: str) -> tuple[str, bool]:
     return answer, False
 
 
+_DECIMAL_COMMA = re.compile(r"(-?\d+),(\d{1,2}|\d{4,})")
+
+
+def decimal_comma(answer: str) -> str | None:
+    """`3,5` -> `3.5`: the European reading of a number with one comma and not three digits
+    after it (three would be a thousands separator). The same text is also the list 3, 5, so
+    callers use this reading only against a number that is not an integer."""
+    m = _DECIMAL_COMMA.fullmatch(answer.strip())
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
 def _int(digits: str) -> int:
     if len(digits) > MAX_DIGITS:
         raise TooLarge("number literal too long")

@@ -11,7 +11,8 @@ Conventions (the usual ones in MATH answers; where text is ambiguous we pick one
 - a bare function argument runs to the next `+`/`-` or function: `\\sin 2x` = sin(2x),
   `\\sin x \\cos x` = sin(x)cos(x); `\\sin^2 x` = (sin x)^2; `\\sin^{-1} x` = arcsin x;
 - `\\log` without a base is the natural log (both sides are read the same way);
-- `x > 2`, `-2 \\le x < 7` become intervals; `x \\in S` becomes S.
+- `x > 2`, `-2 \\le x < 7` become intervals, `x \\ne 2` a union, and a list of ranges
+  (`x < -2, x > 2`, written with "or") their union; `x \\in S` becomes S.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class _Parser:
         self.i = 0
         self.depth = 0
         self.bare_arg = False  # inside `\sin x ...`: a following function starts a new factor
+        self.was_range = False  # the last relation() was one variable's range (an interval)
 
     # ---- token access -------------------------------------------------------------------------
 
@@ -79,14 +81,20 @@ class _Parser:
     # ---- answers: lists, relations, unions ----------------------------------------------------
 
     def answer(self) -> tuple:
-        items = [self.relation()]
+        items, ranges = [self.relation()], [self.was_range]
         while self.accept(","):
             items.append(self.relation())
+            ranges.append(self.was_range)
         if self.peek()[0] != "eof":
             raise Unparsable(f"unexpected {self.peek()[1]!r} at {self.peek()[2]}")
-        return items[0] if len(items) == 1 else ("seq", "", "", tuple(items))
+        if len(items) == 1:
+            return items[0]
+        if all(ranges):  # `x < -2 or x > 2` (the "or" became a comma): a union of ranges
+            return ("union", tuple(items))
+        return ("seq", "", "", tuple(items))
 
     def relation(self) -> tuple:
+        self.was_range = False
         operands, ops = [self.union()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELATIONS:
             ops.append(self.advance()[1])
@@ -97,13 +105,17 @@ class _Parser:
             if operands[0][0] != "sym":
                 raise Unparsable("`in` needs a variable on the left")
             return operands[1]
+        if ops == ["="] and operands[0][0] == "sym" and operands[1][0] == "matrix":
+            return ("eq", operands[0], operands[1])  # `\mathbf{v} = \begin{pmatrix}...`
         if any(o[0] in STRUCTURES and o[0] != "seq" for o in operands) or "in" in ops:
             raise Unparsable("relation between structures")
         if ops == ["="]:
             return ("eq", operands[0], operands[1])
         if "=" in ops:
             raise Unparsable("chained equation")
-        return _interval(tuple(ops), tuple(operands)) or ("rel", tuple(ops), tuple(operands))
+        found = _interval(tuple(ops), tuple(operands))
+        self.was_range = found is not None
+        return found or ("rel", tuple(ops), tuple(operands))
 
     def union(self) -> tuple:
         items = [self.expr(0)]
@@ -302,6 +314,9 @@ _COMMAND_PARSERS = {
 def _interval(ops: tuple[str, ...], operands: tuple) -> tuple | None:
     """`x > 2` -> (2, inf); `-2 <= x < 7` -> [-2, 7). None when it is not one variable's range."""
     closed = {"<": False, "<=": True, ">": False, ">=": True}
+    if ops == ("!=",) and (operands[0][0] == "sym") != (operands[1][0] == "sym"):
+        bound = operands[1] if operands[0][0] == "sym" else operands[0]  # x != b: all but b
+        return ("union", (("seq", "(", ")", (("neg", _INF), bound)), ("seq", "(", ")", (bound, _INF))))
     if any(op not in closed for op in ops):
         return None
     if len(ops) == 2 and operands[1][0] == "sym" and ops[0][0] == ops[1][0]:

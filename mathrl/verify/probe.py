@@ -194,3 +194,22 @@ def agree(a: tuple, b: tuple, rel_tol: float) -> bool | None:
         usable += 1
     needed = 1 if not (symbols(a) | symbols(b)) else min(2, POINTS)
     return True if usable >= needed else None
+
+
+def constant_ratio(a: tuple, b: tuple) -> bool | None:
+    """Is a / b the same nonzero constant at every point? (Two equations a = 0 and b = 0 that
+    differ by a factor: `x^2/4 + y^2/3 - 1` and `3x^2 + 4y^2 - 12`.) True / False / None."""
+    ratios = []
+    for env in _points(sorted(symbols(a) | symbols(b))):
+        ev = _Evaluator(env)
+        try:
+            va, vb = ev(a), ev(b)
+        except _Undefined:
+            continue
+        if abs(vb) <= DECISIVE * ev.scale or abs(va) <= DECISIVE * ev.scale:
+            return None  # a point on the curve: the ratio says nothing
+        ratios.append(va / vb)
+    if len(ratios) < 2:
+        return None
+    first = ratios[0]
+    return all(abs(r - first) <= 1e-9 * max(abs(r), abs(first)) for r in ratios[1:])
