@@ -222,13 +222,18 @@ def compare(
 def verify(
     pred: Optional[str] = typer.Argument(None, help="An already-extracted answer, e.g. '\\frac{1}{2}'."),
     gold: Optional[str] = typer.Argument(None, help="The gold answer, e.g. 0.5."),
-    input_: Optional[Path] = typer.Option(None, "--input", help="JSONL file; each line has 'gold' and 'completion' (extracted) or 'pred'."),
+    input_: Optional[Path] = typer.Option(None, "--input", help="JSONL file; each line has 'gold' and either 'completion' (raw text, extracted with --extractor) or 'pred' (an answer)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the graded lines (equal, extracted, reason, ms) to this JSONL file."),
-    extractor: str = typer.Option("auto", "--extractor", help="gsm8k, boxed, answer_is, answer_colon, last_number or auto (for 'completion' lines)."),
+    extractor: str = typer.Option("auto", "--extractor", help="gsm8k, boxed, answer_is, answer_colon, free_text, last_number or auto (for --raw and 'completion' lines)."),
     mode: str = typer.Option("math", "--mode", help="numeric, math or exact."),
+    raw: bool = typer.Option(False, "--raw", help="PRED is raw model text: extract its answer with --extractor, then compare."),
 ) -> None:
-    """Check PRED against GOLD, or grade a JSONL file (--input) and print a summary."""
-    from mathrl.verify import compare, verify_jsonl  # light: no torch, no sympy
+    """Check PRED against GOLD, or grade a JSONL file (--input) and print a summary.
+
+    Two input modes: an already-extracted answer (default; `$...$`, `\\boxed{}` and prose around
+    it are still unwrapped), or raw model text (--raw, or a 'completion' field in --input).
+    GOLD may carry the same wrappers."""
+    from mathrl.verify import compare, grade, verify_jsonl  # light: no torch, no sympy
 
     if input_ is not None:
         if pred is not None or gold is not None:
@@ -243,10 +248,14 @@ def verify(
     if pred is None or gold is None:
         fail("give PRED GOLD, or --input F.jsonl")
     try:
-        reason = compare(pred, gold, mode=mode)
+        if raw:
+            g = grade(pred, gold, extractor=extractor, mode=mode)
+            reason, extracted = g.reason, f", extracted: {g.extracted}"
+        else:
+            reason, extracted = compare(pred, gold, mode=mode), ""
     except ValueError as e:
         fail(str(e))
-    typer.echo(f"{'equal' if reason == 'equal' else 'not equal'} ({reason})")
+    typer.echo(f"{'equal' if reason == 'equal' else 'not equal'} ({reason}{extracted})")
 
 
 @app.command()

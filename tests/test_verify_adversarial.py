@@ -39,6 +39,30 @@ BOMBS = {
     "text spam": "\\text{" * 50_000 + "a" + "}" * 50_000,
 }
 
+# Hostile raw completions for the free-text extractor (prose.py) and joined boxes.
+TEXT_BOMBS = {
+    "dollar spam": "$" * 1_000_000,
+    "currency words": "$5 and " * 100_000,
+    "unclosed \\(": "\\(" * 200_000 + "1",
+    "unclosed \\[": "x \\[" * 100_000,
+    "many spans joined": "$x$ and " * 100_000 + "$x$",
+    "many boxes joined": "\\boxed{1}, " * 100_000,
+    "long joiner": "\\boxed{1}" + " " * 100_000 + "\\boxed{2}",
+    "whole math, huge": "x+" * 500_000 + "x",
+    "set builder spam": "\\{x |" * 50_000,
+    "overline spam": "0." + "\\overline{3}" * 50_000,
+    "thousands spam": "1" + "{,}000" * 100_000,
+}
+
+
+@pytest.mark.parametrize("completion", TEXT_BOMBS.values(), ids=TEXT_BOMBS.keys())
+def test_hostile_text_ends_in_a_verdict_quickly(completion):
+    start = time.monotonic()
+    g = grade(completion, "x+1", timeout=TIMEOUT)
+    assert not g.correct
+    assert compare(completion, "x+1", timeout=TIMEOUT) != "equal"  # an answer that carries wrappers
+    assert time.monotonic() - start < 2 * (TIMEOUT + SLACK)
+
 
 @pytest.mark.parametrize("pred", BOMBS.values(), ids=BOMBS.keys())
 def test_bombs_end_in_a_verdict_quickly(pred):

@@ -61,3 +61,15 @@ def test_verify_command_does_not_import_torch_or_sympy():
             "assert r.output.startswith('equal'), r.output\n"
             "assert 'torch' not in sys.modules and 'sympy' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, out", [
+    (["verify", "--raw", "Final Answer: the smallest $k$ is 7.", "7"], "equal (equal, extracted: 7)"),
+    (["verify", "--raw", "so x = \\boxed{2} or x = \\boxed{3}", "$\\{2, 3\\}$"], "equal (equal, extracted: 2, 3)"),
+    (["verify", "--raw", "\\frac{y}{5}+\\frac{3}{5}", "5"], "not equal (not_equal, extracted: \\frac{y}{5}+\\frac{3}{5})"),
+    (["verify", "--raw", "no answer here", "5"], "not equal (no_answer, extracted: None)"),
+    (["verify", "Answer: $12$", "\\boxed{12}"], "equal (equal)"),  # extracted mode still unwraps
+])
+def test_raw_text_mode(args, out):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0 and result.output.strip() == out

@@ -3,7 +3,8 @@
     from mathrl.verify import grade, equivalent, grade_batch, extract, EXTRACTORS
 
 The pipeline, cheapest first (each file is one concept):
-    extract.py    final answer out of a completion (named extractors, `auto`)
+    extract.py    final answer out of a completion (named extractors, `auto`; `unwrap` for golds)
+    prose.py      answers in free text: math spans, bare numbers, prose words, currency `$`
     latex.py      balanced-brace helpers shared by extraction and normalisation
     normalize.py  canonical string (units, `\\dfrac`, `\\left`, thousands separators ...)
     numbers.py    plain numbers -> Fraction: the fast path, no parser, no SymPy

@@ -49,6 +49,7 @@ _BOX_JOINER = re.compile(
     r"(?:\s|[$,;&]|\\[()\[\]]|\\q?quad|\\\\|\\text\{\s*(?:and|or)?\s*\}|\b(?:and|or)\b"
     r"|\\?[A-Za-z]+(?:_\{?\w+\}?)?(?:\([^()]{0,12}\))?\s*=)*")
 _MAX_JOINER_CHARS = 80
+_MAX_JOINED = 16  # more boxes in a row than this are no one answer (and joining is linear work)
 
 
 def _joined(completion: str, between: str) -> bool:
@@ -71,7 +72,7 @@ def boxed(completion: str) -> str | None:
             if found:
                 break
             continue
-        if found and not _joined(completion, completion[arg[1]:joined_from]):
+        if found and (len(found) >= _MAX_JOINED or not _joined(completion, completion[arg[1]:joined_from])):
             break
         if arg[0].strip():
             found.append(arg[0].strip())
@@ -89,10 +90,13 @@ _ANSWER_IS = re.compile(r"answer is\s*:?\s*", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 
 
+_MAX_ANSWER_LINE = 4096  # the rest of a line after "answer is" longer than this is not an answer
+
+
 def _answer_text(rest: str) -> str | None:
     """The answer that starts a line's remainder: a box if there is one, else up to the full
     stop; prose there ("the smallest $k$ is 7") is reduced to its last math item."""
-    line = rest.split("\n", 1)[0]
+    line = rest[:_MAX_ANSWER_LINE].split("\n", 1)[0]
     inner = boxed(line)
     if inner is not None:
         return inner
@@ -125,12 +129,15 @@ def answer_colon(completion: str) -> str | None:
 
 _NUMBER = re.compile(r"(?:(?<![\w.\-])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
                      r"|(?:(?<![\w.\-])-)?\.\d+")
+_DIGIT = re.compile(r"\d")
 _TAIL = 4096  # look at the end first; the whole text only when the end has no number
 
 
 def last_number(completion: str) -> str | None:
     """The last number in the text (lm-eval's "flexible-extract"), thousands commas dropped."""
     for text in (completion[-_TAIL:], completion) if len(completion) > _TAIL else (completion,):
+        if _DIGIT.search(text) is None:  # 1 MB without a digit: skip the slower number regex
+            continue
         last = None
         for last in _NUMBER.finditer(text):
             pass

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 MAX_WHOLE_CHARS = 1000  # a longer completion is a derivation, never one bare expression
+TAIL_CHARS = 8192  # the final answer is in the last lines: scan no more (hostile text is long)
 
 _OPEN = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\[")
 _CLOSE = {"$$": re.compile(r"(?<!\\)\$\$"), "$": re.compile(r"(?<!\\)\$"),
@@ -116,6 +117,15 @@ def whole_math(text: str) -> str | None:
     return lines[-1].rstrip(".").rstrip() or None  # several math lines: the last one concludes
 
 
+def tail(text: str) -> str:
+    """The last TAIL_CHARS of the text, from a line start (a span rarely crosses a line break,
+    so the cut does not pair one span's closing `$` with the next one's opening `$`)."""
+    if len(text) <= TAIL_CHARS:
+        return text
+    cut = text.find("\n", len(text) - TAIL_CHARS)
+    return text[cut + 1:] if cut >= 0 else text[-TAIL_CHARS:]
+
+
 def free_text(completion: str) -> str | None:
     """The answer of a completion with no explicit marker: itself if it is math, else its last math item."""
-    return whole_math(completion) or last_math(completion)
+    return whole_math(completion) or last_math(tail(completion))
