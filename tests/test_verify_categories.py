@@ -29,6 +29,9 @@ EQUAL = {
         ("\\text{even}", "even"), ("\\text{Even}", "\\textbf{even}"), ("\\textbf{C}", "C"), ("\\textbf{(C)}", "C"),
         ("\\text{C}", "(C)"), ("\\mathrm{(D)}", "D"), ("\\text{B}", "B"), ("\\text{no solution}", "No solution"),
         ("\\displaystyle\\frac{\\pi}{4}", "\\frac{\\pi}4"), ("\\left( 1, 2 \\right)", "(1,2)"),
+        ("2α", "2\\alpha"), ("θ + 1", "1 + \\theta"), ("x \\approx 3.14", "3.14"), ("**7**", "7"),
+        ("m\\angle B = 45^\\circ", "45"), ("\\overline{AB} = 5", "5"), ("\\tbinom{5}{2}", "\\dbinom52"),
+        ("\\textbf{(B) } 7", "B"), ("(B) 7", "7"), ("(B) 7", "\\text{(B)}"),
     ],
     "mixed_numbers": [
         ("37\\frac{1}{4}", "37.25"), ("37\\frac14", "\\frac{149}{4}"), ("2\\frac{1}{3}", "7/3"),
@@ -49,9 +52,9 @@ EQUAL = {
         ("\\{0\\} \\cup [1, 5)", "[1,5) \\cup \\{0\\}"), ("(-\\infty,-2)\\cup(2,\\infty)", "x<-2 \\text{ or } x>2"),
         ("(-\\infty, -1) \\cup (3, +\\infty)", "(3,\\infty)\\cup(-\\infty,-1)"), ("x \\ne 1", "(-\\infty,1)\\cup(1,\\infty)"),
         ("\\{x \\mid x > 1\\}", "(1, +\\infty)"), ("\\{x|-1<x<2\\}", "(-1,2)"), ("\\{x \\in \\mathbb{R} \\mid x \\geq 0\\}", "[0,\\infty)"),
-        ("\\mathbb{R}", "(-\\infty, \\infty)"), ("\\{(1,2), (3,4)\\}", "\\{(3,4), (1,2)\\}"), ("(1,2), (3,4)", "(3,4), (1,2)"),
+        ("\\mathbb{R}", "(-\\infty, \\infty)"), ("\\mathbb{R}", "\\text{all real numbers}"), ("\\{(1,2), (3,4)\\}", "\\{(3,4), (1,2)\\}"), ("(1,2), (3,4)", "(3,4), (1,2)"),
         ("\\{-2, 2\\}", "-2, 2"), ("\\{1,2,3\\}", "3, 2, 1"), ("\\emptyset", "\\varnothing"),
-        ("\\left[ -\\dfrac{1}{2}, 1 \\right]", "[-0.5,1]"),
+        ("\\left[ -\\dfrac{1}{2}, 1 \\right]", "[-0.5,1]"), ("\\{1, 2\\} \\cup \\{3\\}", "\\{3, 2, 1\\}"),
     ],
     "structures": [
         ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"),
@@ -60,6 +63,7 @@ EQUAL = {
         ("\\left\\langle 1,2\\right\\rangle", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
         ("\\mathbf{v} = \\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "(1, 2)"), ("\\vec{v} = (1,2)", "(1,2)"),
         ("(3, \\frac{\\pi}{2})", "\\left( 3, \\frac{\\pi}{2} \\right)"), ("(1, -2, 3)", "(1,-2,3)"),
+        ("\\left[\\begin{array}{cc} 1 & 2 \\\\ 3 & 4 \\end{array}\\right]", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}"),
     ],
     "number_formats": [
         ("2,500.75", "2500.75"), ("2 500", "2500"), ("2\\,500", "2500"), ("2{,}500", "2500"), ("2\\!500", "2500"),
@@ -79,7 +83,7 @@ NOT_EQUAL = {
     "latex_spellings": [
         ("\\sqrt5", "5"), ("\\sqrt5", "\\sqrt{6}"), ("y \\gt 3", "y \\ge 3"), ("x \\leq 2", "x < 2"), ("x \\neq 1", "x = 1"),
         ("\\dfrac{3}{56}", "\\frac{56}{3}"), ("90^\\circ", "91"), ("45\\%", "0.45"), ("\\text{even}", "odd"),
-        ("\\textbf{C}", "D"), ("\\text{(C)}", "(B)"),
+        ("\\textbf{C}", "D"), ("\\text{(C)}", "(B)"), ("(B) 7", "C"), ("(B) 7", "8"), ("\\text{(C)}+1", "C"), ("\\overline{AB} = 5", "6"),
     ],
     "mixed_numbers": [
         ("37\\frac{1}{4}", "37"), ("37\\frac{1}{4}", "\\frac{37}{4}"), ("-\\frac{7}{3}", "7/3"), ("2\\frac{1}{3}", "2/3"),
@@ -94,7 +98,7 @@ NOT_EQUAL = {
         ("(2, +\\infty)", "[2,\\infty)"), ("[-1, 4]", "-1 < x \\le 4"), ("x \\in [-1,4]", "[-1, 5]"),
         ("\\{0\\} \\cup [1, 5)", "[0, 5)"), ("\\{0\\} \\cup [1, 5)", "\\{0\\} \\cup [1, 5]"), ("x \\ne 1", "(-\\infty, 1)"),
         ("\\{x \\mid x > 1\\}", "[1,\\infty)"), ("\\{(1,2), (3,4)\\}", "\\{(2,1), (3,4)\\}"), ("\\{-2, 2\\}", "2"),
-        ("(-\\infty,-2)\\cup(2,\\infty)", "(-2, 2)"),
+        ("(-\\infty,-2)\\cup(2,\\infty)", "(-2, 2)"), ("\\{1, 2\\} \\cup \\{3\\}", "\\{1, 2\\}"),
     ],
     "structures": [
         ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 3 \\\\ 2 & 4 \\end{pmatrix}"),

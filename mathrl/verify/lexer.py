@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pi": ("const", "pi"), "infty": ("const", "inf"),
     "frac": ("cmd", "frac"), "sqrt": ("cmd", "sqrt"), "binom": ("cmd", "binom"),
     "cdot": ("op", "*"), "times": ("op", "*"), "ast": ("op", "*"), "div": ("op", "/"),
-    "pm": ("op", "pm"), "mp": ("op", "mp"),
+    "pm": ("op", "pm"), "mp": ("op", "mp"), "approx": ("op", "="),
     "le": ("op", "<="), "leq": ("op", "<="), "leqslant": ("op", "<="),
     "ge": ("op", ">="), "geq": ("op", ">="), "geqslant": ("op", ">="),
     "ne": ("op", "!="), "neq": ("op", "!="), "cup": ("op", "cup"), "in": ("op", "in"),
@@ -44,7 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "{": ("op", "\\{"), "}": ("op", "\\}"), "lbrace": ("op", "\\{"), "rbrace": ("op", "\\}"), "\\": ("op", "row"), "%": ("op", "%"),
     "|": ("op", "|"),
 }
-_SKIPPED_COMMANDS = frozenset({",", "!", ";", ":", " ", "displaystyle", "left", "right"})
+_SKIPPED_COMMANDS = frozenset({",", "!", ";", ":", " ", "displaystyle", "left", "right", "angle"})
 
 # Names recognised inside a run of plain letters ("sqrt(2)", "2pi"); longest first.
 PLAIN_NAMES: dict[str, tuple[str, str]] = {
@@ -64,6 +64,7 @@ _TOKEN = re.compile(
     r"|(?P<op2><=|>=|!=|\*\*)"
     r"|(?P<op>[-+*/^_()\[\]{},=<>!|&%])"
 )
+_ENVIRONMENT = re.compile(r"\s*\{([A-Za-z]+\*?)\}(?:(?<=\{array\})\s*\{[lcr|\s]{1,40}\})?")
 _OPEN = frozenset({"(", "[", "{", "\\{", "lfloor", "lceil"})
 _CLOSE = frozenset({")", "]", "}", "\\}", "rfloor", "rceil"})
 
@@ -99,10 +100,10 @@ def _split_word(word: str, sub: str | None) -> list[tuple[str, str]]:
 def _command(text: str, m: re.Match) -> tuple[list[tuple[str, str]], int]:
     name, end = m.group("cmd"), m.end()
     if name in ("begin", "end"):
-        env = re.compile(r"\s*\{([A-Za-z]+\*?)\}").match(text, end)
+        env = _ENVIRONMENT.match(text, end)
         if env is None:
             raise Unparsable(f"\\{name} without environment")
-        return [(name, env.group(1))], env.end()
+        return [(name, env.group(1))], env.end()  # `\begin{array}{cc}`: the column spec is layout
     if name in _SKIPPED_COMMANDS:
         return [], end
     if name not in COMMANDS:

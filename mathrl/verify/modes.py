@@ -128,9 +128,23 @@ def compare_math(pred: str, gold: str, options: Options) -> str:
     if reason == "equal" or reason == "too_large":
         return reason
     inner_pred, inner_gold = unwrap(pred), unwrap(gold)
-    if inner_pred is None and inner_gold is None:
+    if inner_pred is not None or inner_gold is not None:
+        pred, gold = inner_pred or pred, inner_gold or gold
+        reason = _compare_math(pred, gold, options)
+    readings_p, readings_g = _choice_readings(pred), _choice_readings(gold)
+    if reason == "equal" or len(readings_p) + len(readings_g) == 2:
         return reason
-    return _compare_math(inner_pred or pred, inner_gold or gold, options)
+    return next(("equal" for p in readings_p for g in readings_g
+                 if _compare_math(p, g, options) == "equal"), reason)
+
+
+_CHOICE_VALUE = re.compile(r"\(([A-E])\)\s+([^\s+*/^=<>].{0,200})")  # `(C) + 1` is arithmetic
+
+
+def _choice_readings(answer: str) -> list[str]:
+    """`(B) 7`, `\\textbf{(B) } 7`: a multiple-choice answer is its letter, and its value."""
+    m = _CHOICE_VALUE.fullmatch(normalize(answer)) if "(" in answer else None
+    return [answer] if m is None else [f"({m.group(1)})", m.group(2)]
 
 
 def _compare_math(pred: str, gold: str, options: Options) -> str:

@@ -20,15 +20,18 @@ _UNICODE = {
     "\u00b0": "", "\u2009": " ", "\u00a0": " ", "\u202f": " ", "\u2032": "'",
     "\u00b2": "^2", "\u00b3": "^3", "\u20ac": "", "\u00a3": "", "\u00a5": "", "\u20b9": "",
     "\u2208": r"\in ", "\u2229": r"\cap ", "\u2205": r"\emptyset ", "\u27e8": r"\langle ",
-    "\u27e9": r"\rangle ", "\u2062": "",
+    "\u27e9": r"\rangle ", "\u2062": "", "\u2248": r"\approx ",
+    **{chr(0x3b1 + i): f"\\{name} " for i, name in enumerate(
+        "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+        "varsigma sigma tau upsilon phi chi psi omega".split()) if name not in ("omicron", "varsigma")},
 }
 _UNICODE_RE = re.compile("|".join(map(re.escape, _UNICODE)))
 
-_DELIMITERS = [("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]")]
+_DELIMITERS = [("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"), ("**", "**")]
 _WRAPPERS = ("boxed", "fbox")
 _TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mathit", "mbox",
                   "operatorname", "mathsf", "hbox", "vec", "overrightarrow", "boldsymbol", "bm",
-                  "textnormal", "emph")
+                  "textnormal", "emph", "overline", "bar", "hat", "widehat")
 # Words that are math when they trail a number ("2 pi"), never units.
 _MATH_WORDS = frozenset({"pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                          "sqrt", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "inf",
@@ -118,7 +121,8 @@ def _set_builder(s: str) -> str:
     """`\\{x \\mid x > 1\\}`, `\\{x | -1 < x < 2\\}`: the set is its condition (parsed as an
     interval); `\\mathbb{R}` is the interval (-inf, inf)."""
     s = _SET_BUILDER.sub(lambda m: m.group(2), s) if "\\{" in s else s
-    return re.sub(r"\\mathbb\s*\{?R\}?", r"(-\\infty, \\infty)", s) if "mathbb" in s else s
+    s = re.sub(r"\\mathbb\s*\{?R\}?", r"(-\\infty, \\infty)", s) if "mathbb" in s else s
+    return "(-\\infty, \\infty)" if s.lower() in ("all real numbers", "all reals", "real numbers") else s
 
 
 def _repeating(s: str) -> str:
@@ -155,6 +159,7 @@ def _short_args(s: str) -> str:
     s = re.sub(r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}", s)
     s = re.sub(r"\\frac\s*(\d)\s*(?=\{|\\)", r"\\frac{\1}", s)
     s = re.sub(r"\\frac\s*(\{[^{}]*\})\s*(\d)", r"\\frac\1{\2}", s)
+    s = re.sub(r"\\binom\s*(\d)\s*(\d)", r"\\binom{\1}{\2}", s)
     return re.sub(r"\\sqrt\s*(\d)", r"\\sqrt{\1}", s)
 
 

@@ -28,7 +28,7 @@ _BINARY_TAG = {"+": "add", "-": "sub", "pm": "pm", "mp": "pm", "*": "mul", "/": 
 _RELATIONS = frozenset({"=", "<", ">", "<=", ">=", "!=", "in"})
 _STARTS_PRIMARY = frozenset({"id", "const", "fn", "cmd", "begin"})
 _STARTS_PRIMARY_OPS = frozenset({"(", "{", "lfloor", "lceil"})
-_MATRICES = frozenset({"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix"})
+_MATRICES = frozenset({"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix", "array"})
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
 _INF = ("const", "inf")
 _ATOMS = {"num": lambda v: ("num", int(v)), "dec": lambda v: ("dec", v),
@@ -121,7 +121,11 @@ class _Parser:
         items = [self.expr(0)]
         while self.accept("cup"):
             items.append(self.expr(0))
-        return items[0] if len(items) == 1 else ("union", tuple(items))
+        if len(items) == 1:
+            return items[0]
+        if all(item[0] == "seq" and item[1] == "{" for item in items):  # {1, 2} ∪ {3} = {1, 2, 3}
+            return ("seq", "{", "}", tuple(x for item in items for x in item[3]))
+        return ("union", tuple(items))
 
     # ---- Pratt loop ---------------------------------------------------------------------------
 
