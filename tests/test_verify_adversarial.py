@@ -153,3 +153,11 @@ def test_code_injection_never_runs(template, mode, tmp_path, monkeypatch):
         compare(payload, payload.replace("touch", "rm"), mode=mode, timeout=TIMEOUT)
     assert not canary.exists()
     assert not (tmp_path / "{canary}").exists()
+
+
+def test_numbers_past_float_range_do_not_need_sympy():
+    # The float probe cannot hold a 309-digit number; it still differs from 2√3 at once.
+    requests = POOL.stats()["requests"]
+    assert compare("3" * 309, "2\\sqrt{3}", timeout=TIMEOUT) == "not_equal"
+    assert compare("2\\sqrt{3}", "9" * 400, timeout=TIMEOUT) == "not_equal"
+    assert POOL.stats()["requests"] == requests

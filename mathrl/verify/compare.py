@@ -21,6 +21,7 @@ from mathrl.verify.numbers import close
 from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, symbols, walk
 from mathrl.verify.worker import POOL, WorkerTimeout
 
+FLOAT_RANGE = 1e300  # beyond this a float probe overflows
 CACHE_SIZE = 8192  # symbolic verdicts kept (a GRPO group repeats the same answers)
 
 
@@ -75,6 +76,15 @@ def _infinity_sign(node: tuple) -> int | None:
     return signs.get(node)
 
 
+def _beyond_floats(rational, other: tuple) -> bool:
+    """A rational past float range (a 309-digit number) against a constant the probe can
+    evaluate (2\\sqrt{3}): they differ, and SymPy need not be asked (the probe cannot hold it)."""
+    if abs(rational) < FLOAT_RANGE:
+        return False
+    value = probe.constant_value(other)
+    return value is not None and abs(value) < FLOAT_RANGE / 2
+
+
 def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     if a == b:
         return True
@@ -88,6 +98,8 @@ def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     verdict = probe.agree(a, b, budget.rel_tol)
     if verdict is not None:
         return verdict
+    if (va is None) != (vb is None) and _beyond_floats(va if vb is None else vb, b if vb is None else a):
+        return False
     if budget.remaining() <= 0:
         raise WorkerTimeout()
     return symbolic_equal(a, b, budget.rel_tol, approximate, budget.remaining())

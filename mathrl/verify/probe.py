@@ -196,6 +196,16 @@ def agree(a: tuple, b: tuple, rel_tol: float) -> bool | None:
     return True if usable >= needed else None
 
 
+def constant_value(node: tuple) -> complex | None:
+    """The float value of a tree without variables, or None."""
+    if symbols(node):
+        return None
+    try:
+        return _Evaluator({})(node)
+    except _Undefined:
+        return None
+
+
 def constant_ratio(a: tuple, b: tuple) -> bool | None:
     """Is a / b the same nonzero constant at every point? (Two equations a = 0 and b = 0 that
     differ by a factor: `x^2/4 + y^2/3 - 1` and `3x^2 + 4y^2 - 12`.) True / False / None."""

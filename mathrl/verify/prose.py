@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import re
 
+from mathrl.verify.limits import TooLarge, Unparsable
+from mathrl.verify.normalize import normalize
+from mathrl.verify.parser import parse
+
 MAX_WHOLE_CHARS = 1000  # a longer completion is a derivation, never one bare expression
 TAIL_CHARS = 8192  # the final answer is in the last lines: scan no more (hostile text is long)
 
@@ -114,7 +118,15 @@ def whole_math(text: str) -> str | None:
     if not s or len(s) > MAX_WHOLE_CHARS or is_prose(s):
         return None
     lines = [line.strip() for line in s.splitlines() if line.strip()]
-    return lines[-1].rstrip(".").rstrip() or None  # several math lines: the last one concludes
+    answer = lines[-1].rstrip(".").rstrip()  # several math lines: the last one concludes
+    left, eq, result = answer.rpartition("=")
+    if eq and not re.search(r"[A-Za-z]", left):  # a calculation `1 + 1 = 2` states its result
+        answer = result.strip()
+    try:
+        parse(normalize(answer))
+    except (Unparsable, TooLarge, RecursionError):
+        return None
+    return answer or None
 
 
 def tail(text: str) -> str:
