@@ -16,7 +16,9 @@ EXTRACTED = {
         ("\\frac{y}{5}+\\frac{3}{5}", "\\frac{y}{5}+\\frac{3}{5}"), ("x^2+1", "x^2+1"), ("(2, +\\infty)", "(2, +\\infty)"),
         ("-1 \\le x \\le 4", "-1 \\le x \\le 4"), ("$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$", "$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$"),
         ("2x = 4\nx = 2", "x = 2"), ("\\text{even}", "\\text{even}"), ("7.", "7"),
-        ("7 + 2 = 9 + 1 = 10", "10"), ("3 + 4 = 7", "7"), ("y = 2x + 1", "y = 2x + 1"),  # a calculation: its result
+        # plain arithmetic answers with its last number, as before free text (GSM8K, lenient grades)
+        ("7 + 2 = 9 + 1 = 10", "10"), ("3 + 4 = 7", "7"), ("$$8 + 12$$", "8 + 12"), ("69 = 4 + 10", "10"),
+        ("29 + 47 ≈ 76", "76"), ("13 + 20 = x", "20"), ("y = 2x + 1", "y = 2x + 1"), ("2^{10} = 1024", "1024"),
     ],
     "prose": [
         ("The range is $[-1, 4]$.", "[-1, 4]"), ("We get \\(x=3\\).", "x=3"), ("Thus \\[\\frac{1}{2}\\]", "\\frac{1}{2}"),

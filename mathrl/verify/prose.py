@@ -39,6 +39,8 @@ _SHORT_WORDS = frozenset("is it so we to of in on at be as by or an if no am are
 _TEXT_GROUP = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mbox|operatorname|begin|end)\s*\{[^{}]*\}")
 _COMMAND = re.compile(r"\\[A-Za-z]+")
 _LETTERS = re.compile(r"[A-Za-z]+")
+_ARITHMETIC = re.compile(r"[\d\s+\-*/^=.:\u2248\u00d7\u00f7\u00b7]+")
+_RELATION = re.compile(r"=|\u2248|\\approx(?![A-Za-z])")
 _JOINERS = frozenset({"", ",", ";", "and", "or", ", and", ", or", "\\text{and}", "\\text{or}",
                       "\\text{ and }", "\\text{ or }", "\\quad", "\\qquad"})
 
@@ -119,9 +121,13 @@ def whole_math(text: str) -> str | None:
         return None
     lines = [line.strip() for line in s.splitlines() if line.strip()]
     answer = lines[-1].rstrip(".").rstrip()  # several math lines: the last one concludes
-    left, eq, result = answer.rpartition("=")
-    if eq and not re.search(r"[A-Za-z]", left):  # a calculation `1 + 1 = 2` states its result
-        answer = result.strip()
+    if _ARITHMETIC.fullmatch(re.sub(r"\$|\\[()\[\]]", "", answer)):
+        return None  # `3 + 4 = 7`, `8 + 12`: plain arithmetic answers with its last number (GSM8K)
+    parts = _RELATION.split(answer)
+    if len(parts) > 1 and not re.search(r"[A-Za-z]", "".join(parts[:-1])):
+        # a calculation `1 + 1 = 2` states its result; `69 = 4 + 10` has none to take whole
+        result = parts[-1].strip().rstrip(".,;")
+        return result if NUMBER.fullmatch(result) else None
     try:
         parse(normalize(answer))
     except (Unparsable, TooLarge, RecursionError):
