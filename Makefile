@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 # CPU machines take the CPU wheel (no multi-GB CUDA download). GPU users:
 #   make install TORCH="torch --index-url https://download.pytorch.org/whl/cu128"   (or any CUDA build)
 TORCH   ?= torch==2.13.0
-EXTRAS  ?= dev,lora
+EXTRAS  ?= dev,lora,tracking
 
 .PHONY: install run test test-slow bench clean
 
