@@ -206,7 +206,7 @@ def render_markdown(
     for g in groups:
         n = len(g["runs"])
         group_rows.append([
-            g["algo"], g["task"], g["model"], str(n),
+            g["algo"], g["task"], short_model(g["model"]), str(n),
             _fmt_stat(g["final_acc"], "acc", n), _fmt_stat(g["final_acc_lenient"], "acc", n),
             _fmt_stat(g["best_acc"], "acc", n),
             _fmt_stat(g["pass_at"][kp], "acc", n) if kp in g["pass_at"] else DASH,
