@@ -8,8 +8,8 @@ into place, so a crash mid-write never leaves something that looks complete. On 
 folder is validated (marker present, state.pt of the recorded size, loads, holds the recorded
 step); one that fails is reported and skipped in favour of the previous one.
 
-SIGINT (Ctrl-C) during training is deferred by `DeferredInterrupt`: the step in flight
-finishes, the trainer saves a checkpoint and stops. Stopping mid-step instead would leave
+SIGINT (Ctrl-C) and SIGTERM (preemption) during training are deferred by `DeferredInterrupt`:
+the step in flight finishes, the trainer saves a checkpoint and stops with exit code 130 / 143. Stopping mid-step instead would leave
 the model, optimizer and RNG streams halfway through a step, a state no checkpoint can name.
 """
 
@@ -133,33 +133,63 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return state
 
 
-class DeferredInterrupt:
-    """Within `with DeferredInterrupt() as stop:`, a first SIGINT only sets `stop.requested`
-    (the caller checks it between steps); a second one raises KeyboardInterrupt at once.
+class Interrupted(KeyboardInterrupt):
+    """Training stopped on a signal; `exit_code` is what a shell reports for it (128 + signal
+    number: 130 for SIGINT, 143 for SIGTERM), so schedulers and scripts can tell it apart."""
 
-    Only the main thread can own signal handlers; elsewhere SIGINT keeps its usual meaning."""
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+_NAMES = {signal.SIGINT: ("interrupted", "Ctrl-C again"), signal.SIGTERM: ("stopped by SIGTERM", "a second SIGTERM")}
+
+
+def raise_interrupted(signum, frame) -> None:
+    """Signal handler outside training (start-up, the final eval): stop at once, as Ctrl-C does
+    by default, with the signal's exit code."""
+    raise Interrupted(_NAMES[signum][0], signum)
+
+
+class DeferredInterrupt:
+    """Within `with DeferredInterrupt() as stop:`, a first SIGINT or SIGTERM only sets
+    `stop.requested` (the caller checks it between steps, saves a checkpoint and raises
+    `stop.stop(...)`); a second one raises Interrupted at once, without a checkpoint.
+
+    SIGTERM is what a cluster scheduler or `docker stop` sends before killing a job: it gets
+    the treatment of Ctrl-C, so a preempted run keeps every completed step even with
+    checkpoint_every 0. The step in flight must finish within the scheduler's grace period
+    (Slurm: KillWait, 30 s by default, or `--signal=TERM@<seconds>` before the time limit;
+    Kubernetes: terminationGracePeriodSeconds, 30 s by default).
+
+    Only the main thread can own signal handlers; elsewhere the signals keep their meaning."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous: Any = None
-        self._installed = False
+        self.signum: int = signal.SIGINT
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "DeferredInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            self._previous = {s: signal.signal(s, self._handle) for s in _NAMES}
         return self
 
     def _handle(self, signum, frame) -> None:
+        name, again = _NAMES[signum]
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nmathrl: interrupted: finishing this step, then saving a checkpoint "
-              "(Ctrl-C again to stop at once, without one)", file=sys.stderr)
+            raise Interrupted(f"{name} again: stopped at once, without saving this step", signum)
+        self.requested, self.signum = True, signum
+        print(f"\nmathrl: {name}: finishing this step, then saving a checkpoint "
+              f"({again} to stop at once, without one)", file=sys.stderr, flush=True)
+
+    def stop(self, message: str) -> Interrupted:
+        """The exception that ends training after the first signal: '<what happened> <message>'."""
+        return Interrupted(f"{_NAMES[self.signum][0]} {message}", self.signum)
 
     def __exit__(self, *exc) -> None:
-        if self._installed:  # None: the previous handler was not set from Python
-            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
+        for s, previous in self._previous.items():  # None: the previous handler was not set from Python
+            signal.signal(s, signal.SIG_DFL if previous is None else previous)
 
 
 def _fsync_file(path: Path) -> None:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import List, Optional
 
@@ -107,9 +109,12 @@ _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 
 
 def _train(cfg, progress: bool, resume: Optional[Path]):
+    from mathrl.checkpoint import raise_interrupted
     from mathrl.run_state import RunAborted
     from mathrl.train import train
 
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, raise_interrupted) if main else None  # start-up, final eval
     try:
         return train(cfg, progress=progress, resume=resume)
     except RunAborted as e:
@@ -122,9 +127,16 @@ def _train(cfg, progress: bool, resume: Optional[Path]):
             f"cannot write {e.filename or run} ({e.strerror})"
         again = f"continue with --resume {run}" if (Path(str(run)) / "config.json").is_file() else "run again"
         fail(f"{what}; free space or fix permissions, then {again}")
-    except KeyboardInterrupt as e:  # train() saved the last completed step unless Ctrl-C came twice
-        where = str(e) or f"interrupted; the last checkpoint is in {cfg.output or 'the run directory'}"
-        fail(f"{where} (continue with --resume RUN_DIR)", code=130)
+    except KeyboardInterrupt as e:  # train() saved the last completed step unless the signal came twice
+        run = resume or cfg.output
+        started = run is not None and (Path(run) / "config.json").is_file()  # else there is nothing to resume
+        where = str(e) if ";" in str(e) else \
+            f"{str(e) or 'interrupted'}; {f'the last checkpoint is in {run}' if started else 'nothing was saved'}"
+        then = f"continue with --resume {run}" if started else "run the command again"
+        fail(f"{where} ({then})", code=getattr(e, "exit_code", 130))
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 @app.command("eval")

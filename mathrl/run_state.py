@@ -290,16 +290,20 @@ def maybe_checkpoint(state: RunState) -> None:
 
 
 def stop_if_interrupted(state: RunState, interrupt: DeferredInterrupt) -> None:
-    """Between steps: if Ctrl-C was pressed, checkpoint the last completed step and stop."""
-    if not interrupt.requested:
+    """Between steps: after Ctrl-C or SIGTERM, checkpoint the last completed step and stop.
+    Under several processes a signal that reached any rank stops every rank at the same step."""
+    requested = interrupt.requested
+    if state.accelerator.num_processes > 1:  # every rank reaches this line once per step
+        requested = bool(state.accelerator.reduce(torch.tensor(float(requested), device=state.device), "sum") > 0)
+    if not requested:
         return
     if state.step == 0:  # nothing trained yet: a resume restarts from the beginning
-        raise KeyboardInterrupt("interrupted before the first step; nothing to save")
+        raise interrupt.stop("before the first step; nothing to save")
     if state.saved_step != state.step:
         checkpoint_now(state)
     path = checkpoint_path(state.run.checkpoints_dir, state.step)
     tracking.end(state.accelerator)
-    raise KeyboardInterrupt(f"interrupted after step {state.step}; checkpoint saved in {path}")
+    raise interrupt.stop(f"after step {state.step}; checkpoint saved in {path}")
 
 
 def restore(state: RunState) -> None:

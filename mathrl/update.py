@@ -63,8 +63,16 @@ class UpdateInputs:
     is_weights: torch.Tensor | None = None  # (N, T) rollout-correction weights of the policy term; None: 1
 
 
-def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float):
-    """Loss of one micro-batch, already weighted to its share of the minibatch aggregate."""
+# Reported terms that are token means whatever loss_agg is (they weigh micro-batches by tokens)
+TOKEN_MEANS = ("loss/clip_frac", "loss/clip_frac_low", "loss/clip_frac_high", "kl/old_new", "kl/mean", "entropy/mean",
+               "loss/value")
+
+
+def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float,
+                token_weight: float):
+    """Loss of one micro-batch, already weighted to its share of the minibatch loss: `weight`
+    for the loss_agg aggregate, `token_weight` (its share of the minibatch's tokens) for the
+    value loss, a token mean in every mode. The reported terms come weighted alike."""
     # entropy always: it is logged by every trainer (a softmax over the vocabulary, ~V FLOPs a
     # token against the forward's ~2N); it enters the loss only with entropy_coef > 0
     out = forward_completion(model, batch.input_ids[rows], batch.attention_mask[rows], batch.prompt_len,
@@ -91,24 +99,25 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     terms["entropy/mean"] = masked_mean(out["entropy"].detach(), mask)
     if hp.entropy_coef > 0:
         per_token = per_token - hp.entropy_coef * out["entropy"]
-    loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
+    loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len) * weight
     if value_head is not None:
         v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
         terms["loss/value"] = masked_mean(v_tok, mask)
-        loss = loss + hp.vf_coef * terms["loss/value"]
-    return loss * weight, {k: float(v.detach()) for k, v in terms.items()}
+        loss = loss + hp.vf_coef * terms["loss/value"] * token_weight
+    return loss, {k: float(v.detach()) * (token_weight if k in TOKEN_MEANS else weight) for k, v in terms.items()}
 
 
-def _weights(mask: torch.Tensor, micro: list[slice], token_weighted: bool, accelerator) -> list[float]:
-    """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens).
+def _weights(mask: torch.Tensor, micro: list[slice], token_weighted: bool,
+             accelerator) -> tuple[list[float], list[float]]:
+    """Share of each micro-batch in its minibatch's aggregate (token_mean weighs by tokens,
+    the per-sequence modes by rows), and its share of the tokens (for token means).
 
-    Under DDP the gradient is the mean over the W ranks, so token_mean shares are of the
-    tokens of every rank's minibatch, times W: the mean is then the global token mean."""
-    if token_weighted:
-        total = float(accelerator.reduce(mask.sum(), "sum").clamp(min=1)) / accelerator.num_processes
-        return [float(mask[rows].sum()) / total for rows in micro]
+    Under DDP the gradient is the mean over the W ranks, so token shares are of the tokens of
+    every rank's minibatch, times W: the mean is then the global token mean."""
+    total = float(accelerator.reduce(mask.sum(), "sum").clamp(min=1)) / accelerator.num_processes
+    tokens = [float(mask[rows].sum()) / total for rows in micro]
     n = mask.shape[0]
-    return [(rows.stop - rows.start) / n for rows in micro]
+    return (tokens if token_weighted else [(rows.stop - rows.start) / n for rows in micro]), tokens
 
 
 def carries_signal(inputs: UpdateInputs, hp: UpdateParams, value_head, policy_is_reference: bool,
@@ -166,21 +175,21 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
             idx = order[m * mb_size:(m + 1) * mb_size].sort().values
             mb_batch, mb_inputs = _select(batch, inputs, idx)
             micro = [slice(s, min(s + hp.micro_batch_size, mb_size)) for s in range(0, mb_size, hp.micro_batch_size)]
-            weights = _weights(mb_inputs.mask, micro, hp.token_weighted, accelerator)
+            weights, token_weights = _weights(mb_inputs.mask, micro, hp.token_weighted, accelerator)
             n_bad, mb_kl = 0, 0.0
-            for i, (rows, w) in enumerate(zip(micro, weights)):
+            for i, (rows, w, tw) in enumerate(zip(micro, weights, token_weights)):
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 with sync:
-                    loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w)
+                    loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w, tw)
                     # backward even on a non-finite loss: under DDP every rank must reach the
                     # same gradient all-reduce; the step is skipped below on every rank alike
                     accelerator.backward(loss)
                 if not torch.isfinite(loss):
                     n_bad += 1
                     continue
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v * w
-                mb_kl += terms["kl/old_new"] * w
+                for k, v in terms.items():  # already weighted to their share of the minibatch
+                    sums[k] = sums.get(k, 0.0) + v
+                mb_kl += terms["kl/old_new"]
             finite = not float(accelerator.reduce(torch.tensor(float(n_bad), device=loss.device), "sum"))
             grad_norm = float(accelerator.clip_grad_norm_(params, hp.max_grad_norm)) if finite else math.nan
             if finite and math.isfinite(grad_norm):

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 import mathrl.train
 from conftest import TINY, comparable, tiny_config, tiny_run, write_digit_task  # noqa: F401
-from mathrl.checkpoint import COMPLETE, list_checkpoints, load_latest, save_checkpoint
+from mathrl.checkpoint import COMPLETE, Interrupted, list_checkpoints, load_latest, save_checkpoint
 from mathrl.cli import app
 from mathrl.config import build_config
 from mathrl.results import RunDir
@@ -111,33 +111,39 @@ def test_resume_without_any_checkpoint_restarts_from_step_0(tmp_path, digit_task
     assert comparable(run) == comparable(reference)
 
 
-def test_sigint_writes_a_checkpoint_of_the_last_step_and_resume_repeats_the_run(tmp_path, digit_tasks,
-                                                                                reference, monkeypatch):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_writes_a_checkpoint_of_the_last_step_and_resume_repeats_the_run(tmp_path, digit_tasks,
+                                                                                  reference, monkeypatch, signum):
     run = tmp_path / "run"
     inner = mathrl.train.train_step
 
     def interrupted_in_step_2(state):
         if state.step == 1:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while step 2 is running
+            os.kill(os.getpid(), signum)  # Ctrl-C, or a scheduler's preemption, while step 2 is running
         return inner(state)
 
     monkeypatch.setattr(mathrl.train, "train_step", interrupted_in_step_2)
-    # checkpoint_every=0: the only checkpoint there can be is the one SIGINT writes
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
+    # checkpoint_every=0: the only checkpoint there can be is the one the signal writes
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+    with pytest.raises(Interrupted) as stopped:
         tiny_run(digit_tasks, run, checkpoint_every=0)
+    assert stopped.value.exit_code == 128 + signum and "after step 2" in str(stopped.value)
     assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step-0000002"]
-    assert signal.getsignal(signal.SIGINT) is handler  # the caller's handler is put back
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers  # put back
     monkeypatch.setattr(mathrl.train, "train_step", inner)
     tiny_run(digit_tasks, run, checkpoint_every=0, resume=True)
     assert comparable(run) == comparable(reference)
 
 
-def test_cli_reports_sigint_with_the_checkpoint_and_exit_code_130(tmp_path, digit_tasks, monkeypatch):
+@pytest.mark.parametrize("signum,twice", [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)])
+def test_cli_reports_the_signal_with_the_checkpoint_and_its_exit_code(tmp_path, digit_tasks, monkeypatch,
+                                                                      signum, twice):
     inner = mathrl.train.train_step
 
     def interrupted(state):
-        os.kill(os.getpid(), signal.SIGINT)
+        if state.step == 1:  # in step 2; a second signal stops at once, leaving step 1's checkpoint
+            for _ in range(1 + twice):
+                os.kill(os.getpid(), signum)
         return inner(state)
 
     monkeypatch.setattr(mathrl.train, "train_step", interrupted)
@@ -145,8 +151,12 @@ def test_cli_reports_sigint_with_the_checkpoint_and_exit_code_130(tmp_path, digi
     args = ["run", "--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run), "--max-steps", "3",
             "--quiet", *[a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]]
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 130, result.output
-    assert "step-0000001" in result.stderr and "--resume" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("mathrl: error:")]
+    assert result.exit_code == 128 + signum, result.output
+    assert len(errors) == 1 and f"--resume {run}" in errors[0], result.stderr
+    assert ("SIGTERM" in errors[0]) == (signum == signal.SIGTERM)
+    assert ("without saving" in errors[0]) == twice and ("step-0000002" in errors[0]) == (not twice)
+    assert [p.name for p in list_checkpoints(run / "checkpoints")][-1] == ("step-0000001" if twice else "step-0000002")
     assert "Traceback" not in result.output
 
 
@@ -239,3 +249,24 @@ def test_sigkill_at_random_points_then_resume_repeats_the_run(tmp_path, digit_ta
         assert not list(run.glob("checkpoints/.tmp-*"))
     print(f"\nSIGKILL: {len(kills)} kills over {trials} trials, every resumed run identical to the reference:")
     print("\n".join(f"  killed at {k}" for k in kills))
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_process_saves_exits_143_and_resume_repeats_the_run(tmp_path, digit_tasks, reference):
+    # what a cluster scheduler does on preemption; checkpoint_every=0, so the signal's checkpoint is the only one
+    run = tmp_path / "run"
+    sets = [a for k, v in {**TINY, "checkpoint_every": "0"}.items() for a in ("--set", f"{k}={v}")]
+    proc = subprocess.Popen(_cli("--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run),
+                                 "--max-steps", "4", *sets), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and _last_step(run) < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr
+    step = _last_step(run)
+    assert 1 <= step < 4 and [p.name for p in list_checkpoints(run / "checkpoints")] == [f"step-{step:07d}"]
+    assert f"mathrl: error: stopped by SIGTERM after step {step}; checkpoint saved in" in stderr
+    assert f"--resume {run}" in stderr and "Traceback" not in stderr
+    subprocess.run(_cli("--resume", str(run)), check=True, capture_output=True, timeout=300)
+    assert comparable(run) == comparable(reference)

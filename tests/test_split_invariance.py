@@ -114,15 +114,19 @@ def reference(model, head, batch, inputs: UpdateInputs, hp: UpdateParams, rows: 
     out = forward_completion(model, batch.input_ids[idx], batch.attention_mask[idx], batch.prompt_len,
                              hp.temperature, with_entropy=hp.entropy_coef > 0, value_head=head)
     logp, mask = out["logp"], inputs.mask[idx]
-    per_token, _, _ = hp.policy_loss(logp, inputs.old_logp[idx], inputs.advantages[idx], mask, hp.clip_eps_low,
-                                     hp.clip_eps_high)
-    terms = {"loss/policy": aggregate(per_token, mask, hp.loss_agg, hp.max_len)}
+    per_token, low, high = hp.policy_loss(logp, inputs.old_logp[idx], inputs.advantages[idx], mask,
+                                          hp.clip_eps_low, hp.clip_eps_high)
+    # the loss terms in the aggregation mode, the diagnostics as token means
+    terms = {"loss/policy": aggregate(per_token, mask, hp.loss_agg, hp.max_len),
+             "loss/clip_frac": masked_mean((low | high).to(logp.dtype), mask)}
     if hp.kl is not None:
         kl_tok = hp.kl(logp, inputs.ref_logp[idx])
         per_token = per_token + hp.kl_coef * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
+        terms["kl/mean"] = masked_mean(kl_tok, mask)
     if hp.entropy_coef:
         per_token = per_token - hp.entropy_coef * out["entropy"]
+        terms["entropy/mean"] = masked_mean(out["entropy"], mask)
     loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
     if head is not None:  # the value loss is a token mean in every mode
         terms["loss/value"] = masked_mean(value_loss(out["values"], inputs.old_values[idx], inputs.returns[idx], mask,
@@ -172,7 +176,7 @@ SPLITS = [(1, 1), (3, 1), (8, 1), (3, 2)]  # (micro_batch_size, minibatches): 3 
 
 PRESET_MODE = {"grpo": "seq_mean_token_mean", "dr_grpo": "seq_mean_token_sum_norm", "ppo": "token_mean",
                "sft": "seq_mean_token_mean"}
-CASES = ([(f, m, torch.float64) for f in FAMILIES for m in MODES if f != "ppo" or m == "token_mean"]
+CASES = ([(f, m, torch.float64) for f in FAMILIES for m in MODES]
          + [(f, PRESET_MODE[f], torch.float32) for f in FAMILIES])
 
 
@@ -190,6 +194,7 @@ def test_gradient_and_loss_do_not_depend_on_the_split(tmp_path, accelerator, fam
             assert_close(steps[m], grad, dtype, f"micro={micro} minibatches={minibatches} step {m}")
             for k, v in terms.items():
                 want_terms[k] = want_terms.get(k, 0.0) + v / minibatches  # stats average over steps
+        assert set(want_terms) <= set(stats)
         for k, v in want_terms.items():
             assert abs(stats[k] - v) <= TOL[dtype] * max(1.0, abs(v)), (k, micro, minibatches, stats[k], v)
 

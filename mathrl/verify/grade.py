@@ -9,10 +9,12 @@ Unknown extractor / mode names are programming errors and raise ValueError.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from mathrl.types import Grade
 from mathrl.verify.extract import EXTRACTORS
 from mathrl.verify.modes import MODES, Options
+from mathrl.verify.worker import POOL
 
 
 def _lookup(registry: dict, name: str, what: str) -> Callable:
@@ -38,18 +40,20 @@ def grade_batch(completions: list[str], golds: list[str], extractor: str = "auto
     extract = _lookup(EXTRACTORS, extractor, "extractor")
     compare = _lookup(MODES, mode, "mode")
     options = Options(rel_tol=rel_tol, timeout=timeout, percent_as_fraction=percent_as_fraction)
-    seen: dict[tuple[str, str], str] = {}
-    out = []
-    for completion, gold in zip(completions, golds):
-        answer = extract(completion)
-        if answer is None:
-            out.append(Grade(False, None, "no_answer"))
-            continue
-        key = (answer, gold)
-        if key not in seen:
-            seen[key] = compare(answer, gold, options)
-        out.append(Grade(seen[key] == "equal", answer, seen[key]))
-    return out
+    answers = [extract(c) for c in completions]
+    pairs = list(dict.fromkeys((a, g) for a, g in zip(answers, golds) if a is not None))
+    seen = dict(zip(pairs, _compare_all(pairs, compare, options)))
+    return [Grade(False, None, "no_answer") if a is None else Grade(seen[a, g] == "equal", a, seen[a, g])
+            for a, g in zip(answers, golds)]
+
+
+def _compare_all(pairs: list[tuple[str, str]], compare: Callable, options: Options) -> list[str]:
+    """The distinct comparisons, from one thread per SymPy worker: comparisons that run into
+    their time limit then cost about their number / workers limits, not their sum."""
+    if len(pairs) < 2 or POOL.size < 2:
+        return [compare(a, g, options) for a, g in pairs]
+    with ThreadPoolExecutor(max_workers=POOL.size) as threads:
+        return list(threads.map(lambda pair: compare(*pair, options), pairs))
 
 
 def compare(pred: str, gold: str, mode: str = "math", rel_tol: float = 1e-6,

@@ -40,10 +40,14 @@ class WorkerCrashed(Exception):
     """The worker died mid-request (e.g. it hit its memory limit)."""
 
 
+COMMAND = (sys.executable, "-m", "mathrl.verify.symbolic")  # the child: python -m mathrl.verify.symbolic
+
+
 class Worker:
     """One child process. Not thread-safe on its own: the Pool hands it to one thread at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: tuple[str, ...] = COMMAND) -> None:
+        self.command = list(command)  # tests put a stand-in with injected slow and crashing inputs here
         self.proc: subprocess.Popen | None = None
         self.owner_pid = 0
         self.buffer = b""
@@ -56,7 +60,7 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         self.restarts += self.owner_pid != 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mathrl.verify.symbolic"], stdin=subprocess.PIPE,
+            self.command, stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True,
             start_new_session=True)  # Ctrl-C in a terminal goes to the parent, not to us
         self.owner_pid = os.getpid()
@@ -69,7 +73,7 @@ class Worker:
             self.ready = True
         except (WorkerTimeout, WorkerCrashed):
             self.kill()  # a broken install, not a bad answer: fail loudly
-            raise RuntimeError(f"the SymPy worker ({sys.executable} -m mathrl.verify.symbolic) "
+            raise RuntimeError(f"the SymPy worker ({' '.join(self.command)}) "
                                f"did not start within {STARTUP_TIMEOUT:.0f} s") from None
 
     def alive(self) -> bool:
@@ -118,10 +122,12 @@ class Worker:
 
 
 class Pool:
-    """A few lazily started workers shared by all threads of this process."""
+    """A few lazily started workers shared by all threads of this process. grade_batch sends
+    its distinct comparisons from `size` threads, so slow ones run side by side."""
 
-    def __init__(self, size: int = POOL_SIZE) -> None:
-        self.workers = [Worker() for _ in range(max(1, size))]
+    def __init__(self, size: int = POOL_SIZE, command: tuple[str, ...] = COMMAND) -> None:
+        self.workers = [Worker(command) for _ in range(max(1, size))]
+        self.size = len(self.workers)
         self.free = list(self.workers)
         self.cond = threading.Condition()
         self.requests = 0
