@@ -200,6 +200,8 @@ def parse_value(key: str, text: str) -> Any:
 
 def _coerce(key: str, value: Any) -> Any:
     default = FIELDS[key].default
+    if value is None and default is not None and default is not dataclasses.MISSING:  # only optional fields
+        raise ConfigError(f"{key} cannot be null; it expects a {type(default).__name__} (default {default!r})")
     if value is None or isinstance(default, bool) or default is None:
         return value
     expected = type(default) if default is not dataclasses.MISSING else dict

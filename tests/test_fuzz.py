@@ -17,6 +17,7 @@ import math
 import random
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -217,3 +218,132 @@ def test_trainer_survives_hostile_completions(tmp_path, hostile_tasks, canary, m
     # written as produced; a lone surrogate (no UTF-8 form) is written as U+FFFD
     assert all(s["completion"] == t for s, t in zip(samples, served) if not any(0xD800 <= ord(c) < 0xE000 for c in t))
     COUNTS[f"trainer_{algo}_completions"] = len(served)
+
+
+# ---- random config, task and suite files (issue 17) -------------------------------------------
+# A valid file, parsed, then mutated 1-3 times (a value replaced by junk of another type, a key
+# dropped or added, the whole tree replaced) or its text corrupted (cut short, stray YAML
+# characters). Whatever comes out, the CLI answers with exit code 0 (still valid) or 2 and one
+# `mathrl: error:` line, never a traceback.
+
+junk = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+              st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+              st.sampled_from(["", "auto", "token_mean", "grpo", "ppo", "k3", "-1", "1e400", "nan", "~", "[", "{a"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=6)
+
+
+def _mutate(tree, data, keys: list[str]):
+    """One random edit of a parsed YAML tree (a copy)."""
+    tree = json.loads(json.dumps(tree))
+    if not isinstance(tree, dict) or not tree or data.draw(st.integers(0, 9)) == 0:
+        return data.draw(junk)  # the whole file is something else
+    node = tree
+    while True:  # walk down to a random mapping
+        children = [k for k, v in node.items() if isinstance(v, dict) and v]
+        if not children or data.draw(st.booleans()):
+            break
+        node = node[data.draw(st.sampled_from(children))]
+    op = data.draw(st.sampled_from(["replace", "replace", "drop", "add"]))
+    key = data.draw(st.sampled_from(sorted(node)))
+    if op == "drop":
+        del node[key]
+    else:
+        node[data.draw(st.sampled_from(keys)) if op == "add" else key] = data.draw(junk)
+    return tree
+
+
+def _fuzzed_text(data, base: dict, keys: list[str]) -> str:
+    import yaml
+
+    tree = base
+    for _ in range(data.draw(st.integers(1, 3))):
+        tree = _mutate(tree, data, keys)
+    text = yaml.safe_dump(tree, allow_unicode=True, sort_keys=False)
+    if data.draw(st.integers(0, 4)) == 0:  # syntax: cut short, or a stray YAML character
+        cut = data.draw(st.integers(0, len(text)))
+        text = text[:cut] + data.draw(st.sampled_from(["", ":", "{", "[", "- ", "&a", "*b", "!!python/object:os.system", "\t", "'"]))
+    return text
+
+
+def _clean_exit(result, allowed=(0, 2)) -> None:
+    out = result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), out + repr(result.exception)
+    assert result.exit_code in allowed and "Traceback" not in out, out
+    if result.exit_code == 2:
+        assert sum(line.startswith("mathrl: error:") for line in result.stderr.splitlines()) == 1, out
+
+
+BASE_CONFIG = {"lr": 1e-5, "group_size": 4, "prompts_per_step": 2, "loss_agg": "token_mean", "kl_coef": 0.04,
+               "kl_estimator": "k3", "max_new_tokens": 32, "task_config": {"difficulty": "easy"}, "seed": 1,
+               "micro_batch_size": 4, "minibatches": 2, "ppo_epochs": 2, "eval_kl": None, "threads": 1}
+
+
+def _config_test(examples: int, name: str):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(data=st.data(), algo=st.sampled_from(["grpo", "ppo", "sft", "dr_grpo", "dapo"]))
+    def test(tmp_path_factory, monkeypatch, data, algo):
+        from typer.testing import CliRunner
+
+        import mathrl.cli
+        from mathrl.config import FIELDS
+        from mathrl.recipe import Recipe
+
+        def no_training(cfg, progress, resume):  # the config is what is tested: stop before any model loads
+            Recipe.from_config(cfg)
+            raise SystemExit(0)
+
+        monkeypatch.setattr(mathrl.cli, "_train", no_training)
+        path = tmp_path_factory.mktemp("cfg") / "config.yaml"
+        path.write_text(_fuzzed_text(data, BASE_CONFIG, sorted(FIELDS)))
+        _clean_exit(CliRunner().invoke(mathrl.cli.app, ["run", "--algo", algo, "--config", str(path), "--quiet"]))
+        _count(name)
+    return test
+
+
+def _task_test(examples: int, name: str):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(data=st.data())
+    def test(tmp_path_factory, data):
+        import yaml
+        from typer.testing import CliRunner
+
+        from mathrl.cli import app
+
+        folder = tmp_path_factory.mktemp("task")
+        (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(5)))
+        base = yaml.safe_load(DIGIT_TASK)
+        keys = sorted({*base, "include", "gold", "solution", "fields.solution", "split_seed"})
+        (folder / "t.yaml").write_text(_fuzzed_text(data, base, keys))
+        _clean_exit(CliRunner().invoke(app, ["tasks", "show", str(folder / "t.yaml")]))
+        _count(name)
+    return test
+
+
+def _suite_test(examples: int, name: str):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(data=st.data())
+    def test(tmp_path_factory, data):
+        import yaml
+        from typer.testing import CliRunner
+
+        from mathrl.cli import app
+        from mathrl.config import FIELDS
+
+        folder = tmp_path_factory.mktemp("suite")
+        base = yaml.safe_load((Path(__file__).parents[1] / "evals" / "smoke.yaml").read_text())
+        (folder / "s.yaml").write_text(_fuzzed_text(data, base, sorted({*base, *FIELDS, "budget"})))
+        result = CliRunner().invoke(app, ["compare", str(folder / "s.yaml"), "--dry-run", "--output", str(folder / "out"),
+                                          "--quiet"])
+        _clean_exit(result)
+        _count(name)
+    return test
+
+
+test_random_config_files_exit_2_or_run = _config_test(30, "config_files")
+test_random_task_files_exit_2_or_load = _task_test(30, "task_files")
+test_random_suite_files_exit_2_or_plan = _suite_test(5, "suite_files")
+test_random_config_files_many = pytest.mark.slow(_config_test(1000, "config_files_many"))
+test_random_task_files_many = pytest.mark.slow(_task_test(1000, "task_files_many"))
+test_random_suite_files_many = pytest.mark.slow(_suite_test(300, "suite_files_many"))

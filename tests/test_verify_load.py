@@ -99,7 +99,6 @@ def test_ten_thousand_completions_with_slow_and_crashing_ones_never_hang(pool):
     result: list = []
     worker = threading.Thread(target=lambda: result.append(grade_batch(completions, golds, timeout=1.0)), daemon=True)
     start = time.monotonic()
-    worker.join(timeout=0)
     worker.start()
     worker.join(timeout=900)
     assert result, f"grading {n} completions did not finish in {time.monotonic() - start:.0f} s"
