@@ -2,9 +2,10 @@
 metrics.jsonl (timing keys aside) and bit-identical `final/` weights, for every algorithm family.
 
 What the guarantee covers and what breaks it (README "Reproducibility" has the measurements):
-  * the same machine, torch version and thread count. `threads` changes how matmuls split
-    their sums, so a run with threads=2 differs from one with threads=1 in the last bits, and
-    sampling amplifies that into different completions;
+  * the same machine, torch version and thread count. threads=1 and threads=2 were measured
+    identical on tiny (3 GRPO steps: same metrics, same weights hash), whose matmuls are too
+    small to be split; larger ones may split their sums across threads, and sampling turns a
+    last-bit difference into other completions;
   * CPU. CUDA kernels (cuBLAS split-K, atomic adds in scatter / index_add, flash attention's
     backward) are not deterministic unless torch.use_deterministic_algorithms(True) and
     CUBLAS_WORKSPACE_CONFIG=:4096:8 are set, and then only on the same GPU model and driver;
