@@ -198,13 +198,21 @@ def parse_value(key: str, text: str) -> Any:
     return _coerce(key, value)
 
 
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
 def _coerce(key: str, value: Any) -> Any:
     default = FIELDS[key].default
     if value is None and default is not None and default is not dataclasses.MISSING:  # only optional fields
         raise ConfigError(f"{key} cannot be null; it expects a {type(default).__name__} (default {default!r})")
-    if value is None or isinstance(default, bool) or default is None:
+    if value is None or isinstance(default, bool):
         return value
-    expected = type(default) if default is not dataclasses.MISSING else dict
+    if default is None:  # an optional field: its annotation ("int | None") names the type
+        expected = _SCALARS.get(str(FIELDS[key].type).split("|")[0].strip())
+        if expected is None or (expected is bool and isinstance(value, bool)):
+            return value
+    else:
+        expected = type(default) if default is not dataclasses.MISSING else dict
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if expected is float and isinstance(value, str):  # PyYAML reads "1e-5" (no dot) as a string

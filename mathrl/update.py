@@ -83,9 +83,9 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
     if inputs.is_weights is not None:
         per_token = inputs.is_weights[rows] * per_token  # (n, T) the sampler's numbers corrected for (loss.py)
-    terms["loss/clip_frac"] = masked_mean((low | high).float(), mask)
-    terms["loss/clip_frac_low"] = masked_mean(low.float(), mask)
-    terms["loss/clip_frac_high"] = masked_mean(high.float(), mask)
+    terms["loss/clip_frac"] = masked_mean((low | high).to(logp.dtype), mask)
+    terms["loss/clip_frac_low"] = masked_mean(low.to(logp.dtype), mask)
+    terms["loss/clip_frac_high"] = masked_mean(high.to(logp.dtype), mask)
     log_ratio = logp.detach() - old  # (n, T)
     # KL(pi_old || pi_theta) ~ E[(r - 1) - log r] (Schulman's k3 with the ratio; cleanrl's approx_kl):
     # 0 on the first minibatch of one epoch, how far the update has moved the policy after it
