@@ -178,8 +178,8 @@ def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, m
     torch.manual_seed(seed)
     the_task = get_task(task, data_dir=str(data) if data else None, tasks_dir=str(tasks_dir) if tasks_dir else None)
     problems = the_task.load(split, limit=limit, seed=0)
-    policy, tokenizer = load_model(model, seed=seed)
-    ref_model = load_model(ref, seed=seed)[0] if ref else None
+    policy, tokenizer = load_model(model, seed=seed, dtype="auto")
+    ref_model = load_model(ref, seed=seed, dtype="auto")[0] if ref else None
     summary, rows = evaluate(policy, tokenizer, the_task, problems, max_new_tokens or the_task.max_new_tokens,
                              n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model,
                              progress=True)

