@@ -7,15 +7,26 @@ and no top-k or repetition penalty, so the log-probs the trainer recomputes are 
 distribution that was actually sampled.
 
 The G rows of a group share their prompt: it is prefilled once per group and its KV cache
-repeated G times, so generate() itself prefills only the last prompt column of each row
+repeated G times, so the decode loop itself prefills only the last prompt column of each row
 (results/bench/README.md measures what that saves).
+
+The decode loop is mathrl's own (`decode`), not `generate()`: on a CPU most of a decode step
+was overhead, not matmuls (results/bench/README.md, "Generation"). It drops a row from the
+batch and the KV cache as soon as the row emits EOS, samples by inverse CDF (one uniform draw
+per row instead of one exponential per vocabulary entry), and runs single-query attention as
+two grouped matmuls (`decode_attention`) instead of SDPA's CPU kernel. Greedy decoding equals
+`generate()`'s token for token (tests/test_rollout.py).
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from mathrl.models import compute_precision
@@ -58,10 +69,10 @@ def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 def shared_prompt_cache(model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, which: torch.Tensor) -> dict:
-    """generate() kwargs with the KV cache of prompts[which][:, :-1], each distinct prompt run once.
+    """decode() kwargs with the KV cache of prompts[which][:, :-1], each distinct prompt run once.
 
     `which` (n,) is the prompt of each row, groups contiguous. The last prompt column is left
-    to generate(), whose first forward then yields the logits of the first sampled token."""
+    to decode(), whose first forward then yields the logits of the first sampled token."""
     if prompt_ids.shape[1] < 2 or len(which) == len(which.unique_consecutive()):
         return {}  # nothing to share
     prompts, inverse = which.unique_consecutive(return_inverse=True)  # (k,), (n,)
@@ -93,18 +104,109 @@ def decode_completions(tokenizer, completion_ids: torch.Tensor, mask: torch.Tens
     return tokenizer.batch_decode(rows, skip_special_tokens=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# the decode loop
+# ---------------------------------------------------------------------------------------------
+
+
+def decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
+    """Single-query attention on a CPU as two matmuls over each KV group's query heads (no KV
+    repeat): SDPA's CPU kernels cost 1.4-2.1 ms per call on SmolLM2's decode shapes, this
+    0.2-0.3 ms. Anything else (prefill, training, GPUs) goes to SDPA unchanged."""
+    if query.shape[2] != 1 or query.device.type != "cpu" or torch.is_grad_enabled() or dropout:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    n, heads, _, dim = query.shape
+    groups = key.shape[1]
+    q = query.view(n, groups, heads // groups, dim)  # head h reads KV head h // (heads/groups)
+    scores = torch.matmul(q, key.transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)  # (n, g, h/g, L)
+    if attention_mask is not None:
+        mask = attention_mask[..., :key.shape[2]]  # (n, 1, 1, L)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+    probs = torch.softmax(scores.float(), -1).to(value.dtype)  # (n, g, h/g, L)
+    out = torch.matmul(probs, value)  # (n, g, h/g, D)
+    return out.view(n, heads, 1, dim).transpose(1, 2), None  # (n, 1, H, D) as SDPA returns it
+
+
+DECODE_ATTENTION = "mathrl_decode"
+AttentionInterface.register(DECODE_ATTENTION, decode_attention)
+AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
+
+
+@contextmanager
+def decode_attention_for(model):
+    """Run `model`'s SDPA attention through decode_attention inside the block."""
+    config = model.config
+    before = config._attn_implementation
+    if before == "sdpa":
+        config._attn_implementation = DECODE_ATTENTION
+    try:
+        yield
+    finally:
+        config._attn_implementation = before
+
+
+def next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
+    """One token per row from softmax(logits / T), top-p filtered; argmax when greedy."""
+    if greedy:
+        return logits.argmax(-1)  # (n,)
+    probs = torch.softmax(logits.float() / temperature, -1)  # (n, V)
+    if top_p < 1.0:  # keep the smallest set of top tokens whose mass reaches top_p
+        sorted_p, order = probs.sort(-1, descending=True)
+        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # (n, V) mass before the token already >= p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
+    cdf = probs.cumsum(-1)  # (n, V)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]  # (n, 1) inverse-CDF draw
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[1] - 1)  # (n,)
+
+
+@torch.no_grad()
+def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: list[int], pad_id: int,
+           greedy: bool, temperature: float = 1.0, top_p: float = 1.0, shared: dict | None = None) -> torch.Tensor:
+    """Completion ids (n, T) of left-padded prompts `ids`/`mask` (n, P), pad after EOS.
+
+    `shared` holds the KV cache of ids[:, :-1] (shared_prompt_cache), else the prompts are
+    prefilled here. A row leaves the batch (and the cache) at its first EOS, so the loop runs
+    until the longest completion ends and every step computes only unfinished rows."""
+    n = ids.shape[0]
+    out = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=ids.device)
+    pos = position_ids(mask)  # (n, P)
+    start = ids.shape[1] - 1 if shared else 0
+    step_ids, step_pos, cache = ids[:, start:], pos[:, start:], (shared or {}).get(CACHE_KEY)
+    alive = torch.arange(n, device=ids.device)  # rows still decoding
+    eos_t = torch.tensor(eos, device=ids.device)
+    T = 0
+    with decode_attention_for(model):
+        for t in range(max_new_tokens):
+            result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True,
+                           logits_to_keep=1, **{CACHE_KEY: cache})
+            cache = result[CACHE_KEY]
+            token = next_tokens(result.logits[:, -1], greedy, temperature, top_p)  # (a,)
+            out[alive, t] = token
+            T = t + 1
+            running = ~torch.isin(token, eos_t)  # (a,)
+            if not bool(running.all()):
+                if not bool(running.any()):
+                    break
+                keep = running.nonzero().squeeze(-1)  # (a',)
+                cache.batch_select_indices(keep)
+                alive, token, mask, step_pos = alive[keep], token[keep], mask[keep], step_pos[keep]
+            step_ids = token[:, None]  # (a, 1)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], 1)  # (a, L + 1)
+            step_pos = step_pos[:, -1:] + 1  # (a, 1)
+    return out[:, :T]
+
+
 @torch.no_grad()
 def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_new_tokens: int,
                 temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
                 max_rows: int = 64, on_rows: Callable[[int], None] | None = None) -> Batch:
-    """Sample `group_size` completions for each problem with transformers' generate.
+    """Sample `group_size` completions for each problem (greedy: the argmax path).
 
-    Rows are generated in chunks of at most `max_rows` (memory), each chunk in one batched
-    generate call with a KV cache; chunks are right-padded to the longest completion.
+    Rows are decoded in chunks of at most `max_rows` (memory), each chunk in one batched
+    decode loop with a KV cache; chunks are right-padded to the longest completion.
     `on_rows(n)` is called after each chunk with its number of rows (progress bars).
     """
-    from transformers import GenerationConfig
-
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
     eos = eos_ids(model, tokenizer)
@@ -112,9 +214,6 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     distinct_ids, distinct_mask = left_pad(prompt_rows, pad_id)  # (B, P)
     prompt_ids = distinct_ids.repeat_interleave(group_size, 0)  # (N, P)
     prompt_mask = distinct_mask.repeat_interleave(group_size, 0)  # (N, P)
-    sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-    gen_config = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
-                                  repetition_penalty=1.0, **sampling)
     chunks = []
     for start in range(0, prompt_ids.shape[0], max_rows):
         ids = prompt_ids[start:start + max_rows].to(device)
@@ -122,8 +221,8 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
         with compute_precision(model):  # one context per chunk: weights cast to bf16 once
             shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=gen_config, **shared)
-        chunks.append(out[:, ids.shape[1]:].cpu())  # (n, T_chunk)
+            out = decode(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+        chunks.append(out.cpu())  # (n, T_chunk)
         if on_rows is not None:
             on_rows(ids.shape[0])
     width = max(c.shape[1] for c in chunks)

@@ -1,6 +1,7 @@
 import torch
 
 from mathrl.logprobs import completion_logprobs
+import mathrl.rollout as rollout
 from mathrl.rollout import completion_mask_after_eos, hf_generate, merge_groups, teacher_forced_batch
 from mathrl.types import Problem
 
@@ -77,3 +78,58 @@ def test_merge_groups_keeps_rows_and_repads(tiny):
     for row, (src, r) in enumerate([(a, 2), (a, 3), (b, 0), (b, 1)]):
         assert merged.input_ids[row][merged.attention_mask[row].bool()].tolist() == \
             src.input_ids[r][src.attention_mask[r].bool()].tolist()
+
+
+# ---- the decode loop -------------------------------------------------------------------------
+
+
+def test_greedy_decode_equals_transformers_generate(tiny):
+    model, tok = tiny
+    problems = [chat("What is 2+3?"), chat("Hi", 1), chat("A much longer question, padded", 2)]
+    batch = hf_generate(model, tok, problems, 1, 12, greedy=True)
+    ids, mask = rollout.left_pad(rollout.encode_prompts(tok, problems), tok.pad_token_id)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, do_sample=False,
+                         pad_token_id=tok.pad_token_id, eos_token_id=rollout.eos_ids(model, tok))
+    ref_mask, _ = completion_mask_after_eos(out[:, ids.shape[1]:], rollout.eos_ids(model, tok))
+    assert batch.completions == rollout.decode_completions(tok, out[:, ids.shape[1]:], ref_mask)
+
+
+def test_decode_attention_equals_sdpa():
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal = 3, True
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(4, h, L, 8, generator=gen) for h, L in ((6, 1), (2, 7), (2, 7)))
+    mask = torch.ones(4, 1, 1, 7, dtype=torch.bool)
+    mask[1, ..., :3] = False  # left padding
+    with torch.no_grad():
+        for m in (mask, None, torch.zeros(4, 1, 1, 7).masked_fill(~mask, float("-inf"))):
+            ours, _ = rollout.decode_attention(module, q, k, v, m, scaling=0.3)
+            ref, _ = sdpa_attention_forward(module, q, k, v, m, scaling=0.3)
+            torch.testing.assert_close(ours, ref)
+
+
+def test_inverse_cdf_sampling_follows_the_tempered_top_p_distribution():
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
+    torch.manual_seed(0)
+    for temperature, top_p in ((1.0, 1.0), (0.5, 1.0), (1.0, 0.8)):
+        counts = torch.bincount(rollout.next_tokens(logits, False, temperature, top_p), minlength=4).float() / 20000
+        want = torch.softmax(logits[0] / temperature, -1)
+        if top_p < 1:  # 0.64 + 0.24 >= 0.8: the two top tokens, renormalised
+            want = torch.cat([want[:2], torch.zeros(2)]) / want[:2].sum()
+        torch.testing.assert_close(counts, want, atol=0.015, rtol=0)
+
+
+def test_finished_rows_leave_the_batch(tiny, monkeypatch):
+    """Every row stops at its own EOS: later steps run only the rows still decoding."""
+    model, tok = tiny
+    rows_per_step = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward",
+                        lambda *a, **kw: rows_per_step.append(kw["input_ids"].shape[0]) or forward(*a, **kw))
+    torch.manual_seed(0)
+    batch = hf_generate(model, tok, [chat("Hi"), chat("Yo", 1)], 4, 40, temperature=3.0)
+    lengths = batch.completion_mask.sum(-1).long()
+    assert len(set(lengths.tolist())) > 1  # some rows did end early
+    assert rows_per_step[1:] == [int((lengths > t).sum()) for t in range(int(lengths.max()))]
