@@ -31,14 +31,16 @@ from mathrl.types import Problem
 def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: int, *, n: int = 0,
              temperature: float = 1.0, top_p: float = 1.0, k_values: tuple[int, ...] = (1,),
              ref_model=None, kl_samples: bool = True, micro_batch_size: int = 8,
-             max_rows: int = 64, progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+             max_rows: int = 64, progress: bool = False,
+             policy_is_reference: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Returns (summary, per-problem sample rows). `progress` shows a bar over generated rows
-    (an eval of GSM8K at 512 tokens takes minutes on CPU)."""
+    (an eval of GSM8K at 512 tokens takes minutes on CPU). `policy_is_reference` (step 0, or
+    right after a reference reset): the drift is exactly 0, so no sample is drawn to measure it."""
     from tqdm.auto import tqdm
 
     was_training = model.training
     model.eval()
-    kl_pass = ref_model is not None and n == 0 and kl_samples  # one extra sample per problem for KL
+    kl_pass = ref_model is not None and n == 0 and kl_samples and not policy_is_reference  # KL's own sample
     bar = tqdm(total=len(problems) * (1 + n + kl_pass), desc=f"eval {task.name}", unit="sample", leave=False,
                disable=not progress, dynamic_ncols=True, file=sys.stderr)
     gen = dict(max_rows=max_rows, on_rows=bar.update)
@@ -65,7 +67,9 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
         for i, row in enumerate(rows):  # per sample, so that paired per-problem analyses need no re-grading
             row["samples"] = sampled.completions[i * n:(i + 1) * n]
             row.update(per_problem[i])
-    if ref_model is not None:
+    if ref_model is not None and policy_is_reference:  # pi == pi_ref: every estimator is 0
+        summary["kl_drift"] = {"k1_token": 0.0, "k3_token": 0.0, "k1_seq": 0.0, "k3_seq": 0.0}
+    elif ref_model is not None:
         if kl_pass:
             sampled = hf_generate(model, tokenizer, problems, 1, max_new_tokens, temperature=temperature,
                                   top_p=top_p, **gen)

@@ -32,7 +32,8 @@ from mathrl.loss import mismatch_stats
 from mathrl.metrics import explained_variance
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
-from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval, stop_if_interrupted,
+from mathrl.run_state import (RunState, announce_costs, build_run_state, finish_run, maybe_checkpoint, run_eval,
+                              stop_if_interrupted,
                               write_samples)
 from mathrl.types import Batch
 from mathrl.update import UpdateInputs, carries_signal, no_update, policy_update
@@ -49,6 +50,7 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
     state.show_progress = progress and state.accelerator.is_main_process  # also the eval bars
     with DeferredInterrupt() as interrupt:  # Ctrl-C: finish the step, save a checkpoint, stop
         if state.step == 0:
+            announce_costs(state)  # what a step and an eval will cost, before either starts
             run_eval(state)  # step-0 accuracy: the baseline every curve starts from
         bar = state.progress_bar(enabled=progress)
         while state.step < cfg.max_steps:

@@ -68,3 +68,20 @@ def test_a_task_graded_by_the_last_number_is_its_own_lenient_grade():
     problems = task.load("test", limit=2)
     strict, lenient = grade_both(task, ["12 + 3 = 15", problems[1].gold], problems)
     assert strict is lenient  # graded once
+
+
+def test_no_kl_sample_is_drawn_while_the_policy_is_the_reference(tmp_path, tiny, monkeypatch):
+    """Step 0: KL(pi || pi_ref) is exactly 0, so the eval draws only its greedy rows."""
+    import mathrl.evaluate as ev
+
+    task = get_task("digit", tasks_dir=str(write_digit_task(tmp_path)))
+    problems = task.load("test", limit=4)
+    model, tok = tiny
+    calls = []
+    generate = ev.hf_generate
+    monkeypatch.setattr(ev, "hf_generate", lambda *a, **kw: calls.append(kw.get("greedy", False)) or generate(*a, **kw))
+    summary = evaluate(model, tok, task, problems, 8, ref_model=model, policy_is_reference=True)[0]
+    assert calls == [True] and summary["kl_drift"] == {"k1_token": 0.0, "k3_token": 0.0, "k1_seq": 0.0, "k3_seq": 0.0}
+    calls.clear()
+    evaluate(model, tok, task, problems, 8, ref_model=model)
+    assert calls == [True, False]  # otherwise one sampled row per problem measures it
