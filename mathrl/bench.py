@@ -3,8 +3,9 @@
 The step is `train.train_step` on a RunState built from an ordinary config (GRPO preset,
 `prompts` x `samples` completions of at most `new_tokens` tokens, beta = kl_coef, mu =
 ppo_epochs), so the bench measures exactly what `mathrl run` executes. The yardstick is
-measured in the same process: this machine's fp32 matmul peak (a torch.matmul loop), sampled
-right after every timed step so that the step and its peak see the same machine load.
+measured in the same process: this machine's matmul peak in the model's compute dtype (a
+torch.matmul loop; bf16 under CPU mixed precision), sampled right after every timed step so
+that the step and its peak see the same machine load.
 
     roofline_s = step FLOPs / peak FLOP/s        ratio = step seconds / roofline_s
 
@@ -33,15 +34,17 @@ from typing import Any
 import torch
 
 from mathrl.compute import forward_flops, generation_flops, train_flops
+from mathrl.models import AUTOCAST_ATTR
 from mathrl.recipe import Recipe
 
 PHASES = ("rollout", "reward", "reference", "old_logprobs", "update")
 
 
-def matmul_peak(size: int = 1024, seconds: float = 1.0) -> dict[str, float]:
-    """fp32 FLOP/s of back-to-back (size x size) @ (size x size) matmuls, by wall and by CPU
-    time: the best repeat of the loop (peak = what the machine can do, not its average)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(size: int = 1024, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> dict[str, float]:
+    """FLOP/s of back-to-back (size x size) @ (size x size) matmuls in `dtype` (the one the
+    model's matmuls run in: bf16 under CPU mixed precision), by wall and by CPU time: the
+    best repeat of the loop (peak = what the machine can do, not its average)."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     torch.matmul(a, b)  # first call: thread pool and allocator warm-up
     flops, best, start = 2.0 * size ** 3, {"wall": 0.0, "cpu": 0.0}, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -105,13 +108,15 @@ def bench_step(model: str = "smollm2-135m", prompts: int = 2, samples: int = 8, 
             step = {**state.meter.step_metrics(), "cpu_s": time.process_time() - cpu0}
             if i < warmup:  # first step: lazy initialisation, allocator growth
                 continue
-            peak = matmul_peak()
+            peak = matmul_peak(dtype=getattr(state.policy_for_generation(), AUTOCAST_ATTR, None) or torch.float32)
             steps.append(step_record(step, dict(cpu_by_phase), peak, state.n_params, cfg))
             log(f"step {i + 1 - warmup}/{repeats}: {step['time/step_s']:.2f} s wall, {step['cpu_s']:.2f} s CPU, "
                 f"peak {peak['wall'] / 1e9:.0f} GFLOP/s")
     return {"config": {"model": model, "prompts": prompts, "samples": samples, "new_tokens": new_tokens,
                        "kl_coef": kl_coef, "ppo_epochs": ppo_epochs, "task": task, "repeats": repeats,
                        "warmup": warmup, "threads": torch.get_num_threads(), "seed": seed,
+                       "compute_dtype": str(getattr(state.policy_for_generation(), AUTOCAST_ATTR, None)
+                                            or next(state.model.parameters()).dtype).removeprefix("torch."),
                        "micro_batch_size": cfg.micro_batch_size, "n_params_flop": state.n_params,
                        **(overrides or {})},
             "median": _medians(steps),
@@ -171,7 +176,7 @@ def format_report(result: dict[str, Any]) -> str:
     c, m = result["config"], result["median"]
     lines = [f"{c['model']}: {c['prompts']} prompts x {c['samples']} samples x <= {c['new_tokens']} new tokens, "
              f"beta={c['kl_coef']}, mu={c['ppo_epochs']}, {c['threads']} threads, median of {c['repeats']} steps",
-             f"matmul peak {m['peak_flops_wall'] / 1e9:.1f} GFLOP/s (wall), {m['peak_flops_cpu'] / 1e9:.1f} "
+             f"{c.get('compute_dtype', 'float32')} matmul peak {m['peak_flops_wall'] / 1e9:.1f} GFLOP/s (wall), {m['peak_flops_cpu'] / 1e9:.1f} "
              f"GFLOP/s per CPU second",
              f"{'phase':<13}{'wall s':>8}{'CPU s':>8}{'GFLOP':>8}{'exec GFLOP':>11}{'x roofline':>11}"
              f"{'x exec (CPU)':>13}"]

@@ -90,3 +90,13 @@ def test_bf16_log_probs_of_smollm2_are_within_the_stated_tolerance():
     diff, cos = compare(fp32, bf16, tokenizer)
     assert float(diff.mean()) < MEAN_TOL and float(diff.max()) < MAX_TOL
     assert cos > 0.99
+
+
+def test_a_frozen_copy_gives_the_policys_bf16_log_probs_bit_for_bit(tiny):
+    """The reference (a frozen deep copy) and the policy see the same precision, so the KL
+    and ratio terms start at exactly 0 under mixed precision as they do in fp32."""
+    policy = mixed(tiny[0])
+    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    torch.manual_seed(0)
+    batch = hf_generate(policy, tiny[1], PROBLEMS, 2, 8)
+    assert torch.equal(completion_logprobs(policy, batch)["logp"], completion_logprobs(ref, batch)["logp"])
