@@ -15,7 +15,8 @@ was overhead, not matmuls (results/bench/README.md, "Generation"). It drops a ro
 batch and the KV cache as soon as the row emits EOS, samples by inverse CDF (one uniform draw
 per row instead of one exponential per vocabulary entry), and runs single-query attention as
 two grouped matmuls (`decode_attention`) instead of SDPA's CPU kernel. Greedy decoding equals
-`generate()`'s token for token (tests/test_rollout.py).
+`generate()`'s token for token (tests/test_rollout.py). An FSDP-sharded model still decodes
+with `generate()`, which keeps all ranks stepping together (`synced_generate`).
 """
 
 from __future__ import annotations
@@ -198,6 +199,19 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eo
     return out[:, :T]
 
 
+def synced_generate(model, ids, mask, max_new_tokens: int, eos: list[int], pad_id: int, greedy: bool,
+                    temperature: float, top_p: float, shared: dict) -> torch.Tensor:
+    """transformers' generate() for an FSDP-sharded model: every forward all-gathers the
+    parameter shards, so every rank must keep stepping until all ranks are done, which
+    generate() does (synced_gpus) and `decode`, which stops at this rank's last EOS, does not."""
+    from transformers import GenerationConfig
+
+    sampling = dict(do_sample=False) if greedy else dict(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+    config = GenerationConfig(max_new_tokens=max_new_tokens, pad_token_id=pad_id, eos_token_id=eos,
+                              repetition_penalty=1.0, **sampling)
+    return model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **shared)[:, ids.shape[1]:]
+
+
 @torch.no_grad()
 def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_new_tokens: int,
                 temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
@@ -222,7 +236,10 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
         with compute_precision(model):  # one context per chunk: weights cast to bf16 once
             shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
-            out = decode(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+            if getattr(model, "_is_fsdp_managed_module", False):  # distributed.mark_sharded_for_generation
+                out = synced_generate(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+            else:
+                out = decode(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
         chunks.append(out.cpu())  # (n, T_chunk)
         if on_rows is not None:
             on_rows(ids.shape[0])

@@ -140,8 +140,14 @@ def test_zero_advantages_still_step_once_the_policy_has_moved(tmp_path, digit_ta
 
 
 @pytest.mark.parametrize("algo", ["grpo", "dapo"])
-def test_all_truncated_batch_trains_finitely_and_warns(tmp_path, digit_tasks, optimizer_watch, caplog, algo):
-    # max_new_tokens=1: nothing ends with EOS; DAPO also masks every truncated row out of the loss
+def test_all_truncated_batch_trains_finitely_and_warns(tmp_path, digit_tasks, optimizer_watch, caplog, algo,
+                                                       monkeypatch):
+    # max_new_tokens=1 and an EOS id the model cannot sample: every row is truncated whatever the
+    # sampler draws (a sampled EOS as the one token would end a row); DAPO also masks every
+    # truncated row out of the loss
+    import mathrl.rollout
+
+    monkeypatch.setattr(mathrl.rollout, "eos_ids", lambda model, tokenizer: [-1])
     run = tiny_run(digit_tasks, tmp_path / algo, algo, steps=2, max_new_tokens=1, mask_truncated="true", **FAST)
     rows = trained_rows(run)
     assert all(r["rollout/truncated_frac"] == 1 and r["warn/truncated"] == 1 for r in rows)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from mathrl.logprobs import completion_logprobs
@@ -133,3 +134,14 @@ def test_finished_rows_leave_the_batch(tiny, monkeypatch):
     lengths = batch.completion_mask.sum(-1).long()
     assert len(set(lengths.tolist())) > 1  # some rows did end early
     assert rows_per_step[1:] == [int((lengths > t).sum()) for t in range(int(lengths.max()))]
+
+
+def test_a_sharded_model_decodes_with_generate_which_keeps_ranks_in_step(tiny, monkeypatch):
+    """Under FSDP every rank must step until all are done: generate() (synced_gpus) does that,
+    decode() does not, so a model marked sharded takes generate() and samples the same greedy tokens."""
+    model, tok = tiny
+    problems = [chat("What is 2+3?"), chat("Hi", 1)]
+    plain = hf_generate(model, tok, problems, 2, 10, greedy=True)
+    monkeypatch.setattr(rollout, "decode", lambda *a, **kw: pytest.fail("decode() on a sharded model"))
+    monkeypatch.setattr(model, "_is_fsdp_managed_module", True, raising=False)
+    assert hf_generate(model, tok, problems, 2, 10, greedy=True).completions == plain.completions
