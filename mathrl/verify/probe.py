@@ -178,12 +178,7 @@ def agree(a: tuple, b: tuple, rel_tol: float) -> bool | None:
     """
     tol = rel_tol if is_approximate(a) or is_approximate(b) else 0.0
     usable = 0
-    for env in _points(sorted(symbols(a) | symbols(b))):
-        ev = _Evaluator(env)
-        try:
-            va, vb = ev(a), ev(b)
-        except _Undefined:
-            continue
+    for ev, va, vb in _paired_values(a, b):
         diff, size, noise = abs(va - vb), max(abs(va), abs(vb)), NOISE * ev.scale
         if diff > max(DECISIVE * ev.scale, tol * size):
             return False  # one clear counterexample is enough
@@ -194,6 +189,17 @@ def agree(a: tuple, b: tuple, rel_tol: float) -> bool | None:
         usable += 1
     needed = 1 if not (symbols(a) | symbols(b)) else min(2, POINTS)
     return True if usable >= needed else None
+
+
+def _paired_values(a: tuple, b: tuple):
+    """(evaluator, a's value, b's value) at each probe point where both are defined."""
+    for env in _points(sorted(symbols(a) | symbols(b))):
+        ev = _Evaluator(env)
+        try:
+            va, vb = ev(a), ev(b)
+        except _Undefined:
+            continue
+        yield ev, va, vb
 
 
 def constant_value(node: tuple) -> complex | None:
@@ -210,12 +216,7 @@ def constant_ratio(a: tuple, b: tuple) -> bool | None:
     """Is a / b the same nonzero constant at every point? (Two equations a = 0 and b = 0 that
     differ by a factor: `x^2/4 + y^2/3 - 1` and `3x^2 + 4y^2 - 12`.) True / False / None."""
     ratios = []
-    for env in _points(sorted(symbols(a) | symbols(b))):
-        ev = _Evaluator(env)
-        try:
-            va, vb = ev(a), ev(b)
-        except _Undefined:
-            continue
+    for ev, va, vb in _paired_values(a, b):
         if abs(vb) <= DECISIVE * ev.scale or abs(va) <= DECISIVE * ev.scale:
             return None  # a point on the curve: the ratio says nothing
         ratios.append(va / vb)
