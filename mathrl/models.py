@@ -303,6 +303,22 @@ def compute_precision(model):
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext()
 
 
+def frozen_copy(model):
+    """A frozen copy of `model`: the reference policy. Under CPU mixed precision its matmul
+    weights are stored in the compute dtype: autocast re-casts a float32 weight at every call
+    unless it requires grad (the policy's casts are cached per context, a frozen copy's are
+    not), and the stored values are exactly those casts, so the reference's log-probs stay
+    bit-identical to the policy's. Norms and embeddings (and a head tied to them) stay float32."""
+    ref = copy.deepcopy(model).eval().requires_grad_(False)
+    dtype = getattr(ref, AUTOCAST_ATTR, None)
+    if dtype is not None:
+        embeddings = {id(p) for m in ref.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()}
+        for module in ref.modules():
+            if isinstance(module, torch.nn.Linear) and id(module.weight) not in embeddings:
+                module.to(dtype)
+    return ref
+
+
 def load_model(
     name: str,
     seed: int = 0,

@@ -30,6 +30,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from mathrl.decoder import decoder_for, generate_rows, next_tokens
 from mathrl.models import compute_precision
 from mathrl.types import Batch, Problem
 
@@ -148,20 +149,6 @@ def decode_attention_for(model):
         config._attn_implementation = before
 
 
-def next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
-    """One token per row from softmax(logits / T), top-p filtered; argmax when greedy."""
-    if greedy:
-        return logits.argmax(-1)  # (n,)
-    probs = torch.softmax(logits.float() / temperature, -1)  # (n, V)
-    if top_p < 1.0:  # keep the smallest set of top tokens whose mass reaches top_p
-        sorted_p, order = probs.sort(-1, descending=True)
-        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # (n, V) mass before the token already >= p
-        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
-    cdf = probs.cumsum(-1)  # (n, V)
-    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]  # (n, 1) inverse-CDF draw
-    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[1] - 1)  # (n,)
-
-
 @torch.no_grad()
 def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: list[int], pad_id: int,
            greedy: bool, temperature: float = 1.0, top_p: float = 1.0, shared: dict | None = None) -> torch.Tensor:
@@ -212,6 +199,16 @@ def synced_generate(model, ids, mask, max_new_tokens: int, eos: list[int], pad_i
     return model.generate(input_ids=ids, attention_mask=mask, generation_config=config, **shared)[:, ids.shape[1]:]
 
 
+def _transformers_decode(model, ids, mask, which, distinct_ids, distinct_mask, max_new_tokens: int, eos: list[int],
+                        pad_id: int, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
+    """One chunk through the transformers model, for what mathrl.decoder does not cover."""
+    with compute_precision(model):  # one context per chunk: weights cast to bf16 once
+        shared = shared_prompt_cache(model, distinct_ids, distinct_mask, which)
+        if getattr(model, "_is_fsdp_managed_module", False):  # distributed.mark_sharded_for_generation
+            return synced_generate(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+        return decode(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+
+
 @torch.no_grad()
 def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_new_tokens: int,
                 temperature: float = 1.0, top_p: float = 1.0, greedy: bool = False,
@@ -229,17 +226,17 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     distinct_ids, distinct_mask = left_pad(prompt_rows, pad_id)  # (B, P)
     prompt_ids = distinct_ids.repeat_interleave(group_size, 0)  # (N, P)
     prompt_mask = distinct_mask.repeat_interleave(group_size, 0)  # (N, P)
+    decoder = decoder_for(model)  # mathrl's own engine where the architecture allows it
     chunks = []
     for start in range(0, prompt_ids.shape[0], max_rows):
         ids = prompt_ids[start:start + max_rows].to(device)
         mask = prompt_mask[start:start + max_rows].to(device)
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
-        with compute_precision(model):  # one context per chunk: weights cast to bf16 once
-            shared = shared_prompt_cache(model, distinct_ids.to(device), distinct_mask.to(device), which)
-            if getattr(model, "_is_fsdp_managed_module", False):  # distributed.mark_sharded_for_generation
-                out = synced_generate(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
-            else:
-                out = decode(model, ids, mask, max_new_tokens, eos, pad_id, greedy, temperature, top_p, shared)
+        if decoder is not None:
+            out = generate_rows(decoder, ids, mask, which, max_new_tokens, eos, pad_id, greedy, temperature, top_p)
+        else:
+            out = _transformers_decode(model, ids, mask, which, distinct_ids.to(device), distinct_mask.to(device),
+                                       max_new_tokens, eos, pad_id, greedy, temperature, top_p)
         chunks.append(out.cpu())  # (n, T_chunk)
         if on_rows is not None:
             on_rows(ids.shape[0])

@@ -9,7 +9,6 @@ created, so a failed start leaves nothing half-written behind.
 from __future__ import annotations
 
 import contextlib
-import copy
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from mathrl.distributed import (check_shardable, check_sharding_supported, enabl
                                 load_full_optimizer_state, mark_sharded_for_generation, warn_if_launch_lost_processes)
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
-from mathrl.models import AUTOCAST_ATTR, load_model, reference_context, save_final
+from mathrl.models import AUTOCAST_ATTR, frozen_copy, load_model, reference_context, save_final
 from mathrl.recipe import Recipe
 from mathrl.results import RunDir, environment_info, is_run_dir
 from mathrl.rollout import ROLLOUTS, encode_prompts
@@ -173,13 +172,21 @@ def choose_threads(requested: int = 0) -> tuple[int, str]:
     two threads on a busy 2-core machine made a step 8x slower, one descheduled thread
     stalling the other at every barrier)."""
     if requested:
-        return requested, "threads="
+        return requested, f"threads={requested} was set"
     cores = os.cpu_count() or 1
     share = max(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)  # torchrun / accelerate
     load = os.getloadavg()[0]
     if share > 1 and load >= 0.5:
         return 1, f"load average {load:.1f} on {cores} cores: contended, one thread per process"
     return share, f"load average {load:.1f} on {cores} cores: quiet" if share > 1 else f"{cores} cores per process"
+
+
+def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where every parameter is a plain CPU or CUDA tensor:
+    on this CPU it stepped SmolLM2's 135M parameters in 0.10 s instead of 0.67 s (results/bench),
+    equal to the loop implementation within 1e-7. Sharded (DTensor) parameters keep the default."""
+    plain = all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=plain or None)
 
 
 def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunState:
@@ -216,11 +223,11 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     # ---- models and optimisation -----------------------------------------------------------
     ref_model = None
     if recipe.needs_reference and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
-        ref_model = copy.deepcopy(model).eval().requires_grad_(False)
+        ref_model = frozen_copy(model)
     value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if recipe.value_head else None
     params = [p for p in model.parameters() if p.requires_grad]
     params += list(value_head.parameters()) if value_head is not None else []
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = adamw(params, cfg.lr, cfg.weight_decay)
     warmup = max(cfg.warmup_steps, 0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
     model, optimizer = accelerator.prepare(model, optimizer)

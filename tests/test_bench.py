@@ -79,13 +79,19 @@ def test_columns_after_the_longest_completion_come_back_as_zeros(tiny, sampled):
     torch.testing.assert_close(out[:, :length], ref[:, :length], atol=2e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("engine", [True, False])  # mathrl.decoder, or the transformers path
 @pytest.mark.parametrize("greedy", [True, False])
-def test_rollout_with_a_shared_prompt_cache_samples_the_same_tokens(tiny, monkeypatch, greedy):
+def test_rollout_with_a_shared_prompt_cache_samples_the_same_tokens(tiny, monkeypatch, greedy, engine):
     model, tokenizer = tiny
+    if not engine:
+        monkeypatch.setattr(rollout, "decoder_for", lambda model: None)
+    generate_rows = rollout.generate_rows
     outs = []
     for share in (True, False):
         if not share:  # every row prefills its own copy of the prompt, as plain generate() does
             monkeypatch.setattr(rollout, "shared_prompt_cache", lambda *args: {})
+            monkeypatch.setattr(rollout, "generate_rows", lambda d, ids, mask, which, *a: generate_rows(
+                d, ids, mask, torch.arange(len(which)), *a))
         torch.manual_seed(1)
         outs.append(hf_generate(model, tokenizer, PROBLEMS, 4, 12, greedy=greedy, max_rows=6))  # chunks split groups
     assert outs[0].completions == outs[1].completions

@@ -16,7 +16,7 @@ def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, l
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(world))
     threads, why = run_state.choose_threads(0)
     assert threads == want and f"{cores} cores" in why
-    assert run_state.choose_threads(3) == (3, "threads=")
+    assert run_state.choose_threads(3) == (3, "threads=3 was set")
 
 
 def test_estimate_is_decode_steps_plus_passes_at_the_decode_flop_rate():

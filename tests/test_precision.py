@@ -14,7 +14,7 @@ import torch
 from conftest import needs_smollm2
 
 from mathrl.logprobs import completion_logprobs, forward_completion
-from mathrl.models import AUTOCAST_ATTR, compute_precision, load_model
+from mathrl.models import AUTOCAST_ATTR, compute_precision, frozen_copy, load_model
 from mathrl.rollout import hf_generate
 from mathrl.types import Problem
 
@@ -96,7 +96,9 @@ def test_a_frozen_copy_gives_the_policys_bf16_log_probs_bit_for_bit(tiny):
     """The reference (a frozen deep copy) and the policy see the same precision, so the KL
     and ratio terms start at exactly 0 under mixed precision as they do in fp32."""
     policy = mixed(tiny[0])
-    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    ref = frozen_copy(policy)
+    assert ref.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16  # stored as autocast would cast it
+    assert ref.model.layers[0].input_layernorm.weight.dtype == torch.float32
     torch.manual_seed(0)
     batch = hf_generate(policy, tiny[1], PROBLEMS, 2, 8)
     assert torch.equal(completion_logprobs(policy, batch)["logp"], completion_logprobs(ref, batch)["logp"])

@@ -123,8 +123,32 @@ def test_inverse_cdf_sampling_follows_the_tempered_top_p_distribution():
 
 
 def test_finished_rows_leave_the_batch(tiny, monkeypatch):
-    """Every row stops at its own EOS: later steps run only the rows still decoding."""
+    """Every row stops at its own EOS; finished rows leave the batch once they are a quarter
+    of it, so a step computes the unfinished rows plus fewer than a quarter finished ones."""
+    import mathrl.decoder as decoder
+
     model, tok = tiny
+    rows_per_step = []
+    forward = decoder.Decoder.forward
+    monkeypatch.setattr(decoder.Decoder, "forward",
+                        lambda self, tokens, *a: rows_per_step.append(tokens.shape[0]) or forward(self, tokens, *a))
+    torch.manual_seed(0)
+    batch = hf_generate(model, tok, [chat("Hi"), chat("Yo", 1)], 8, 40, temperature=3.0)
+    lengths = batch.completion_mask.sum(-1).long()
+    assert len(set(lengths.tolist())) > 1  # some rows did end early
+    assert rows_per_step[0] == 2  # the prefill: one row per distinct prompt
+    decoding = [int((lengths > t).sum()) for t in range(1, int(lengths.max()))]  # before step t
+    assert len(rows_per_step[1:]) == len(decoding)
+    assert all(unfinished <= rows < unfinished + rows / 4 or rows == unfinished
+               for rows, unfinished in zip(rows_per_step[1:], decoding))
+    assert rows_per_step[-1] < 16  # rows did leave
+
+
+def test_finished_rows_leave_the_batch_on_the_transformers_path(tiny, monkeypatch):
+    """Models mathrl.decoder does not cover decode through transformers, with the same rule
+    minus the lazy compaction: every step runs exactly the unfinished rows."""
+    model, tok = tiny
+    monkeypatch.setattr(rollout, "decoder_for", lambda model: None)
     rows_per_step = []
     forward = model.forward
     monkeypatch.setattr(model, "forward",
@@ -132,7 +156,7 @@ def test_finished_rows_leave_the_batch(tiny, monkeypatch):
     torch.manual_seed(0)
     batch = hf_generate(model, tok, [chat("Hi"), chat("Yo", 1)], 4, 40, temperature=3.0)
     lengths = batch.completion_mask.sum(-1).long()
-    assert len(set(lengths.tolist())) > 1  # some rows did end early
+    assert len(set(lengths.tolist())) > 1
     assert rows_per_step[1:] == [int((lengths > t).sum()) for t in range(int(lengths.max()))]
 
 

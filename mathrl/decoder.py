@@ -1,0 +1,290 @@
+"""A compact decoder for Llama-family models: mathrl's rollout and eval engine on a CPU.
+
+transformers' forward is written for every model and every device; on a CPU decoding a few
+rows of a 135M model, most of a decode step is spent around the matmuls, not in them
+(results/bench/README.md, "Speed II"). This module runs the same computation on a snapshot of
+the weights prepared once per weight version:
+
+  * the weights are cast to the compute dtype once (bf16 under CPU mixed precision), where
+    autocast casts every float32 weight again at every forward;
+  * q/k/v are one matmul, gate/up another (fewer, larger GEMMs);
+  * the KV cache is preallocated (rows, kv heads, prompt + limit, head dim), written in place:
+    no per-token concatenation, and attention reads only the filled prefix;
+  * single-query attention is two grouped matmuls per layer (no KV-head repeat);
+  * finished rows leave the batch in bulk (every step computes only rows still decoding,
+    up to a quarter of dead rows between compactions, since a compaction copies the cache).
+
+It mirrors what `torch.autocast` does to transformers' Llama, so the rollout samples from the
+distribution the trainer's log-prob passes score: matmul inputs and outputs in the compute
+dtype, the residual stream and RMSNorm in the weights' dtype (float32), rotary embeddings from
+the model's own `rotary_emb` (every RoPE scaling variant), softmax in float32. Greedy output
+equals `generate()`'s token for token in float32 (tests/test_decoder.py); in bf16 the two
+differ by rounding only (the per-token log-prob gap is measured in the same tests).
+
+Supported: `model_type` llama, qwen2 (q/k/v biases), mistral without an active sliding
+window, SiLU-gated MLPs, on a CPU. Anything else (LoRA-wrapped or FSDP-sharded models,
+other architectures, GPUs) returns None from `decoder_for` and keeps the transformers path.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from mathrl.models import AUTOCAST_ATTR
+
+SUPPORTED_TYPES = ("llama", "qwen2", "mistral")
+
+
+@dataclass
+class _Layer:
+    norm_attn: torch.Tensor  # (H,) weights' dtype
+    qkv: torch.Tensor  # ((heads + 2 kv heads) * D, H) compute dtype
+    qkv_bias: torch.Tensor | None
+    out: torch.Tensor  # (H, heads * D)
+    out_bias: torch.Tensor | None
+    norm_mlp: torch.Tensor
+    gate_up: torch.Tensor  # (2 I, H)
+    gate_up_bias: torch.Tensor | None
+    down: torch.Tensor  # (H, I)
+    down_bias: torch.Tensor | None
+
+
+def _cat_bias(*linears) -> torch.Tensor | None:
+    biases = [lin.bias for lin in linears]
+    if all(b is None for b in biases):
+        return None
+    return torch.cat([b if b is not None else torch.zeros(lin.out_features, dtype=lin.weight.dtype)
+                      for b, lin in zip(biases, linears)])
+
+
+def _unsupported(model) -> str | None:
+    """Why `model` must keep the transformers path, or None."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in SUPPORTED_TYPES:
+        return f"model_type {getattr(config, 'model_type', None)!r}"
+    if getattr(model, "_is_fsdp_managed_module", False) or hasattr(model, "peft_config"):
+        return "FSDP-sharded or LoRA-wrapped"
+    if next(model.parameters()).device.type != "cpu":
+        return "not on a CPU"
+    if getattr(config, "hidden_act", "silu") != "silu" or getattr(config, "pretraining_tp", 1) != 1:
+        return "activation or tensor-parallel layout"
+    if getattr(config, "use_sliding_window", False) or any(t != "full_attention" for t in
+                                                            getattr(config, "layer_types", None) or []):
+        return "sliding-window attention"
+    return None
+
+
+class Decoder:
+    """The weights of one model version, prepared for decoding; see the module docstring."""
+
+    def __init__(self, model):
+        inner = model.model
+        config = model.config
+        self.compute = getattr(model, AUTOCAST_ATTR, None) or inner.embed_tokens.weight.dtype
+        self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.sliding_window = getattr(config, "sliding_window", None)
+        self.packed = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        self.embed, self.rotary = inner.embed_tokens.weight, inner.rotary_emb
+        self.final_norm, self.eps = inner.norm.weight, inner.norm.variance_epsilon
+        self.lm_head = self._weight(model.get_output_embeddings().weight)
+        self.lm_head_bias = model.get_output_embeddings().bias
+        self.scaling = getattr(inner.layers[0].self_attn, "scaling", self.head_dim ** -0.5)
+        self.layers = []
+        for block in inner.layers:
+            att, mlp = block.self_attn, block.mlp
+            self.layers.append(_Layer(
+                norm_attn=block.input_layernorm.weight,
+                qkv=self._weight(torch.cat([att.q_proj.weight, att.k_proj.weight, att.v_proj.weight])),
+                qkv_bias=self._cast(_cat_bias(att.q_proj, att.k_proj, att.v_proj)),
+                out=self._weight(att.o_proj.weight), out_bias=self._cast(att.o_proj.bias),
+                norm_mlp=block.post_attention_layernorm.weight,
+                gate_up=self._weight(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])),
+                gate_up_bias=self._cast(_cat_bias(mlp.gate_proj, mlp.up_proj)),
+                down=self._weight(mlp.down_proj.weight), down_bias=self._cast(mlp.down_proj.bias)))
+
+    def _cast(self, t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.detach().to(self.compute).contiguous()
+
+    def _weight(self, t: torch.Tensor) -> torch.Tensor:
+        """A matmul weight in the compute dtype, pre-packed for oneDNN where torch has it: an
+        unpacked weight is re-laid-out by every call, which halved the throughput of the
+        16-row decode matmuls (results/bench/README.md)."""
+        w = self._cast(t)
+        return torch.ops.mkldnn._reorder_linear_weight(w, 16) if self.packed else w
+
+    # ------------------------------------------------------------------------------------------
+    def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """transformers' RMSNorm: float32 statistics, scaled in the residual's dtype."""
+        h = x.float()
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return weight * h.to(x.dtype)
+
+    def _linear(self, x, weight, bias=None):
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x.to(self.compute), weight, bias, "none", [], "")
+        return F.linear(x.to(self.compute), weight, bias)
+
+    def forward(self, tokens: torch.Tensor, positions: torch.Tensor, cache: "KVCache") -> torch.Tensor:
+        """Logits (a, V) of the last column after running tokens (a, s) at `positions` (a, s)
+        on top of the cache's first a rows; appends their keys and values to the cache."""
+        a, s = tokens.shape
+        x = F.embedding(tokens, self.embed)  # (a, s, H) weights' dtype: the residual stream
+        cos, sin = self.rotary(x, positions)  # (a, s, D)
+        cos, sin = cos[:, None], sin[:, None]  # (a, 1, s, D)
+        H, K, D = self.heads, self.kv_heads, self.head_dim
+        start = cache.length
+        for i, layer in enumerate(self.layers):
+            qkv = self._linear(self._norm(x, layer.norm_attn), layer.qkv, layer.qkv_bias)  # (a, s, (H+2K)D)
+            q, k, v = qkv.view(a, s, H + 2 * K, D).transpose(1, 2).split([H, K, K], 1)  # (a, ., s, D)
+            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+            keys, values = cache.append(i, k, v)  # (a, K, start + s, D) compute dtype
+            attn = self._attention(q.to(self.compute), keys, values, cache.key_bias(a, start + s), start)
+            x = x + self._linear(attn, layer.out, layer.out_bias)  # (a, s, H)
+            gate, up = self._linear(self._norm(x, layer.norm_mlp), layer.gate_up, layer.gate_up_bias).chunk(2, -1)
+            x = x + self._linear(F.silu(gate) * up, layer.down, layer.down_bias)
+        cache.length = start + s
+        last = self._norm(x[:, -1], self.final_norm)  # (a, H)
+        return self._linear(last, self.lm_head, self.lm_head_bias).float()  # (a, V)
+
+    def _attention(self, q, keys, values, key_bias, start: int) -> torch.Tensor:
+        """(a, H, s, D) queries at columns start.. over (a, K, L, D) keys; key_bias (a, L)
+        is 0 or -inf (left padding). Returns (a, s, H * D)."""
+        a, H, s, D = q.shape
+        K, L = keys.shape[1], keys.shape[2]
+        if self.sliding_window is not None and L > self.sliding_window:
+            raise ValueError(f"decoder: context {L} exceeds the model's sliding window {self.sliding_window}")
+        if s == 1:  # decode: grouped matmuls, each KV head read once by its H/K query heads
+            # keys @ q^T (L rows per matmul) ran 1.3-1.6x faster than q @ keys^T (H/K rows) in bf16
+            scores = torch.matmul(keys, q.view(a, K, H // K, D).transpose(-1, -2)) * self.scaling  # (a, K, L, H/K)
+            probs = torch.softmax(scores.float() + key_bias[:, None, :, None], 2).to(values.dtype)
+            return torch.matmul(probs.transpose(-1, -2), values).view(a, 1, H * D)  # (a, 1, H*D)
+        # prefill: causal over columns, padding keys masked; a padded query attends to itself
+        # (an all-masked row would be NaN, and NaN values poison valid rows through 0 * NaN)
+        cols = torch.arange(L, device=q.device)
+        rows = cols[start:, None]  # (s, 1) column of each query
+        allowed = ((cols[None] <= rows) & (key_bias[:, None] == 0)) | (cols[None] == rows)  # (a, s, L)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=allowed[:, None], scale=self.scaling,
+                                             enable_gqa=K != H)  # (a, H, s, D)
+        return out.transpose(1, 2).reshape(a, s, H * D)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], -1)
+    return x * cos + rotated * sin  # promotes to cos's dtype, as transformers' apply_rotary_pos_emb
+
+
+class KVCache:
+    """Preallocated keys and values (layers, rows, kv heads, columns, head dim); the first
+    `rows` rows are live, columns [0, length) are filled."""
+
+    def __init__(self, decoder: Decoder, rows: int, columns: int, key_bias: torch.Tensor):
+        shape = (len(decoder.layers), rows, decoder.kv_heads, columns, decoder.head_dim)
+        self.keys = torch.empty(shape, dtype=decoder.compute)
+        self.values = torch.empty(shape, dtype=decoder.compute)
+        self.bias = torch.zeros(rows, columns)  # 0: attend; -inf: left padding
+        self.bias[:len(key_bias), :key_bias.shape[1]] = key_bias  # rows beyond: filled by select()
+        self.rows, self.length = rows, 0
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        a, s = k.shape[0], k.shape[2]
+        end = self.length + s
+        self.keys[layer, :a, :, self.length:end] = k
+        self.values[layer, :a, :, self.length:end] = v
+        return self.keys[layer, :a, :, :end], self.values[layer, :a, :, :end]
+
+    def key_bias(self, a: int, end: int) -> torch.Tensor:
+        return self.bias[:a, :end]
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep `rows` (in this order) as the live rows: expand shared prompts, drop finished rows."""
+        n, end = len(rows), self.length
+        self.keys[:, :n, :, :end] = self.keys[:, rows, :, :end]
+        self.values[:, :n, :, :end] = self.values[:, rows, :, :end]
+        self.bias[:n] = self.bias[rows]
+        self.rows = n
+
+
+_DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def decoder_for(model) -> Decoder | None:
+    """The model's Decoder, rebuilt only when a weight changed (an optimizer step bumps every
+    trained tensor's version counter), or None when the model must use transformers' path."""
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    if _unsupported(model) is not None:
+        return None
+    version = tuple(p._version for p in model.parameters())
+    cached = _DECODERS.get(model)
+    if cached is None or cached[0] != version:
+        _DECODERS.pop(model, None)  # free the old snapshot before building the new one
+        cached = (version, Decoder(model))
+        _DECODERS[model] = cached
+    return cached[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# sampling and the decode loop
+# ---------------------------------------------------------------------------------------------
+
+
+def next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
+    """One token per row from softmax(logits / T), top-p filtered; argmax when greedy."""
+    if greedy:
+        return logits.argmax(-1)  # (n,)
+    probs = torch.softmax(logits.float() / temperature, -1)  # (n, V)
+    if top_p < 1.0:  # keep the smallest set of top tokens whose mass reaches top_p
+        sorted_p, order = probs.sort(-1, descending=True)
+        outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # (n, V) mass before the token already >= p
+        probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
+    cdf = probs.cumsum(-1)  # (n, V)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]  # (n, 1) inverse-CDF draw
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[1] - 1)  # (n,)
+
+
+@torch.no_grad()
+def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which: torch.Tensor,
+                  max_new_tokens: int, eos: list[int], pad_id: int, greedy: bool, temperature: float = 1.0,
+                  top_p: float = 1.0) -> torch.Tensor:
+    """Completion ids (n, T) of left-padded prompts ids/mask (n, P), pad after EOS.
+
+    `which` (n,) names each row's prompt, groups contiguous: each distinct prompt is prefilled
+    once and its cache rows repeated for its group. A row stops at its first EOS; finished
+    rows leave the batch once they are a quarter of it (a compaction copies the cache).
+    With `eos` empty every row runs to the limit (calibration)."""
+    n, P = ids.shape
+    _, inverse, counts = which.unique_consecutive(return_inverse=True, return_counts=True)
+    first = torch.cumsum(counts, 0) - counts  # (k,) first row of each distinct prompt
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (n, P) positions skip left padding
+    bias = torch.zeros(n, P).masked_fill_(mask == 0, float("-inf"))  # (n, P)
+    cache = KVCache(decoder, n, P + max_new_tokens, bias[first])
+    logits = decoder.forward(ids[first], pos[first], cache)  # (k, V)
+    if len(first) < n:
+        cache.select(inverse)
+        logits = logits[inverse]  # (n, V): each row samples its own first token
+    out = torch.full((n, max_new_tokens), pad_id, dtype=torch.long)
+    alive = torch.arange(n)  # output row of each live cache row
+    finished = torch.zeros(n, dtype=torch.bool)  # live rows that already emitted EOS
+    next_pos = pos[:, -1] + 1  # (n,)
+    eos_t = torch.tensor(eos, dtype=torch.long)
+    T = 0
+    for t in range(max_new_tokens):
+        token = next_tokens(logits, greedy, temperature, top_p)  # (a,)
+        out[alive[~finished], t] = token[~finished]
+        T = t + 1
+        finished |= torch.isin(token, eos_t)
+        if bool(finished.all()) or t == max_new_tokens - 1:
+            break
+        dead = int(finished.sum())
+        if dead and 4 * dead >= len(alive):
+            keep = (~finished).nonzero().squeeze(-1)  # (a',)
+            cache.select(keep)
+            alive, token, next_pos, finished = alive[keep], token[keep], next_pos[keep], finished[keep]
+        logits = decoder.forward(token[:, None], next_pos[:, None], cache)  # (a, V)
+        next_pos = next_pos + 1
+    return out[:, :T]
