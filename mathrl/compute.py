@@ -217,11 +217,13 @@ class ComputeMeter:
         self._reset_step()
 
 
-def calibrate_decode(model, tokenizer, problems, group_size: int) -> dict[str, float]:
+def calibrate_decode(model, tokenizer, problems, group_size: int, context: int = 0) -> dict[str, float]:
     """Seconds of one prefill and of one decode step for len(problems) x group_size rows,
     measured on this machine now: two short greedy decodes (1 and 5 tokens, EOS ignored so
-    that every row runs every step), through the engine the rollout will use. The caller's
-    RNG stream is not touched."""
+    that every row runs every step), through the engine the rollout will use. With
+    mathrl.decoder and `context` > 0 also `attn_s_per_col`: the seconds a decode step spends
+    per row on each cached column (all layers), timed on a `context`-column cache, since
+    attention, not the matmuls, dominates long GSM8K decodes. The caller's RNG stream is not touched."""
     from mathrl.decoder import decoder_for, generate_rows
     from mathrl.models import compute_precision
     from mathrl.rollout import decode, encode_prompts, left_pad
@@ -241,7 +243,27 @@ def calibrate_decode(model, tokenizer, problems, group_size: int) -> dict[str, f
                 decode(model, ids.to(device), mask.to(device), tokens, [], tokenizer.pad_token_id, greedy=True)
         times.append(time.perf_counter() - start)
     step = max(times[1] - times[0], 1e-3 * times[0]) / 4
-    return {"rows": ids.shape[0], "prefill_s": times[0], "step_s": step, "tok_per_s": ids.shape[0] / step}
+    cal = {"rows": ids.shape[0], "prefill_s": times[0], "step_s": step, "tok_per_s": ids.shape[0] / step}
+    if engine is not None and context > ids.shape[1]:
+        cal["attn_s_per_col"] = _attention_seconds_per_column(engine, ids.shape[0], ids.shape[1], context)
+    return cal
+
+
+def _attention_seconds_per_column(engine, rows: int, short: int, long: int) -> float:
+    """(t(long) - t(short)) / (rows * (long - short)) for one decode step's attention over every
+    layer on random tensors, the slope of the attention cost in cached columns per row."""
+    def seconds(columns: int) -> float:
+        gen = torch.Generator().manual_seed(0)
+        kv = torch.randn(rows, engine.kv_heads, columns, engine.head_dim, generator=gen).to(engine.compute)
+        q = torch.randn(rows, engine.heads, 1, engine.head_dim, generator=gen).to(engine.compute)
+        bias = torch.zeros(rows, columns)
+        engine._attention(q, kv, kv, bias, columns - 1)  # warm-up
+        start = time.perf_counter()
+        for _ in range(3):
+            engine._attention(q, kv, kv, bias, columns - 1)
+        return (time.perf_counter() - start) / 3 * len(engine.layers)
+
+    return max(seconds(long) - seconds(short), 0.0) / (rows * (long - short))
 
 
 def estimate_costs(cal: dict[str, float], n_params: int, max_new_tokens: int, prompt_tokens: float,
@@ -249,11 +271,14 @@ def estimate_costs(cal: dict[str, float], n_params: int, max_new_tokens: int, pr
     """Upper bounds in seconds, every completion at `max_new_tokens`: the rollout (decode
     steps at the calibrated rate), the log-prob passes (`passes` forward-equivalents over the
     rollout's tokens: reference 1, old policy 1, update 3 per epoch, at the calibrated decode
-    FLOP rate) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time."""
-    rows = cal["rows"]
-    rollout = cal["prefill_s"] + max_new_tokens * cal["step_s"]
+    FLOP rate) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time. Decode steps
+    grow with the columns each row attends to (`attn_s_per_col`, when calibrated)."""
+    rows, T = cal["rows"], max_new_tokens
+    growth = cal.get("attn_s_per_col", 0.0) * T * (T - 1) / 2  # per row: step t attends to t more columns
+    rollout = cal["prefill_s"] + T * cal["step_s"] + rows * growth
     rate = forward_flops(n_params, rows) / cal["step_s"]  # FLOP/s achieved by a decode step
-    update = passes * forward_flops(n_params, int(rows * (prompt_tokens + max_new_tokens))) / rate
+    update = passes * forward_flops(n_params, int(rows * (prompt_tokens + T))) / rate
     chunks = -(-eval_rows // eval_chunk) if eval_rows else 0
-    per_chunk = cal["prefill_s"] * eval_chunk / rows + max_new_tokens * cal["step_s"] * max(eval_chunk / rows, 1.0)
+    per_chunk = (cal["prefill_s"] * eval_chunk / rows + T * cal["step_s"] * max(eval_chunk / rows, 1.0)
+                 + eval_chunk * growth)
     return {"rollout_s": rollout, "update_s": update, "step_s": rollout + update, "eval_s": chunks * per_chunk}

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -250,13 +251,14 @@ def next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: f
 @torch.no_grad()
 def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which: torch.Tensor,
                   max_new_tokens: int, eos: list[int], pad_id: int, greedy: bool, temperature: float = 1.0,
-                  top_p: float = 1.0) -> torch.Tensor:
+                  top_p: float = 1.0, on_done: Callable[[int], None] | None = None) -> torch.Tensor:
     """Completion ids (n, T) of left-padded prompts ids/mask (n, P), pad after EOS.
 
     `which` (n,) names each row's prompt, groups contiguous: each distinct prompt is prefilled
     once and its cache rows repeated for its group. A row stops at its first EOS; finished
     rows leave the batch once they are a quarter of it (a compaction copies the cache).
-    With `eos` empty every row runs to the limit (calibration)."""
+    With `eos` empty every row runs to the limit (calibration). `on_done(k)` is told whenever k
+    rows have finished (progress bars), and that all n have when the loop ends."""
     n, P = ids.shape
     _, inverse, counts = which.unique_consecutive(return_inverse=True, return_counts=True)
     first = torch.cumsum(counts, 0) - counts  # (k,) first row of each distinct prompt
@@ -277,7 +279,10 @@ def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which
         token = next_tokens(logits, greedy, temperature, top_p)  # (a,)
         out[alive[~finished], t] = token[~finished]
         T = t + 1
-        finished |= torch.isin(token, eos_t)
+        newly = torch.isin(token, eos_t) & ~finished
+        finished |= newly
+        if on_done is not None and bool(newly.any()):
+            on_done(int(newly.sum()))
         if bool(finished.all()) or t == max_new_tokens - 1:
             break
         dead = int(finished.sum())
@@ -287,4 +292,6 @@ def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which
             alive, token, next_pos, finished = alive[keep], token[keep], next_pos[keep], finished[keep]
         logits = decoder.forward(token[:, None], next_pos[:, None], cache)  # (a, V)
         next_pos = next_pos + 1
+    if on_done is not None and not bool(finished.all()):
+        on_done(int((~finished).sum()))  # rows cut at the limit
     return out[:, :T]

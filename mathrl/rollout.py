@@ -217,7 +217,8 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
 
     Rows are decoded in chunks of at most `max_rows` (memory), each chunk in one batched
     decode loop with a KV cache; chunks are right-padded to the longest completion.
-    `on_rows(n)` is called after each chunk with its number of rows (progress bars).
+    `on_rows(n)` is told of finished rows (progress bars): as they finish with mathrl.decoder,
+    after each chunk on the transformers path.
     """
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id
@@ -232,14 +233,15 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
         ids = prompt_ids[start:start + max_rows].to(device)
         mask = prompt_mask[start:start + max_rows].to(device)
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
-        if decoder is not None:
-            out = generate_rows(decoder, ids, mask, which, max_new_tokens, eos, pad_id, greedy, temperature, top_p)
+        if decoder is not None:  # reports rows as they finish
+            out = generate_rows(decoder, ids, mask, which, max_new_tokens, eos, pad_id, greedy, temperature, top_p,
+                                on_done=on_rows)
         else:
             out = _transformers_decode(model, ids, mask, which, distinct_ids.to(device), distinct_mask.to(device),
                                        max_new_tokens, eos, pad_id, greedy, temperature, top_p)
+            if on_rows is not None:
+                on_rows(ids.shape[0])
         chunks.append(out.cpu())  # (n, T_chunk)
-        if on_rows is not None:
-            on_rows(ids.shape[0])
     width = max(c.shape[1] for c in chunks)
     completion_ids = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1]), value=pad_id) for c in chunks])
     completion_mask, truncated = completion_mask_after_eos(completion_ids, eos)  # (N, T), (N,)

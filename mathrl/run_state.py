@@ -20,18 +20,18 @@ import torch
 
 from mathrl import tracking
 from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
-from mathrl.compute import (ComputeMeter, calibrate_decode, estimate_costs, flop_params, forward_flops,
-                            generation_flops, train_flops)
+from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
+from mathrl.costs import choose_threads, warn_if_no_reward
 from mathrl.config import RunConfig
 from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
                                 full_optimizer_state, gather_objects, is_sharded, load_full_model_state,
                                 load_full_optimizer_state, mark_sharded_for_generation, warn_if_launch_lost_processes)
 from mathrl.evaluate import evaluate
 from mathrl.health import Health
-from mathrl.models import AUTOCAST_ATTR, frozen_copy, load_model, reference_context, save_final
+from mathrl.models import frozen_copy, load_model, reference_context, save_final
 from mathrl.recipe import Recipe
 from mathrl.results import RunDir, environment_info, is_run_dir
-from mathrl.rollout import ROLLOUTS, encode_prompts
+from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
 from mathrl.sampler import ProblemSampler, PromptSampler
 from mathrl.tasks import Task, get_task
@@ -164,21 +164,6 @@ def _device(cfg: RunConfig) -> str:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but no CUDA GPU is visible; use --set device=cpu")
     return cfg.device
-
-
-def choose_threads(requested: int = 0) -> tuple[int, str]:
-    """torch's intra-op threads and why: `requested` if set; else all of this process's share
-    of the cores on a quiet machine, one when other jobs keep the cores busy (results/bench:
-    two threads on a busy 2-core machine made a step 8x slower, one descheduled thread
-    stalling the other at every barrier)."""
-    if requested:
-        return requested, f"threads={requested} was set"
-    cores = os.cpu_count() or 1
-    share = max(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)  # torchrun / accelerate
-    load = os.getloadavg()[0]
-    if share > 1 and load >= 0.5:
-        return 1, f"load average {load:.1f} on {cores} cores: contended, one thread per process"
-    return share, f"load average {load:.1f} on {cores} cores: quiet" if share > 1 else f"{cores} cores per process"
 
 
 def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -363,40 +348,6 @@ def restore(state: RunState) -> None:
 
 
 # ---- eval, samples, the end -------------------------------------------------------------------
-def announce_costs(state: RunState) -> None:
-    """Print, before anything long starts, what a step and an eval will cost on this machine
-    (upper bounds from a few measured decode steps) and the dtype the matmuls run in."""
-    cfg, recipe = state.cfg, state.recipe
-    if not state.accelerator.is_main_process or cfg.rollout != "hf":
-        return
-    prompts = state.train_problems[:state.prompts_per_rank]
-    cal = calibrate_decode(state.policy_for_generation(), state.tokenizer, prompts, cfg.group_size)
-    prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
-    passes = recipe.needs_reference + recipe.needs_old_pass + 3 * cfg.ppo_epochs
-    eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
-    est = estimate_costs(cal, state.n_params, state.max_new_tokens, prompt_tokens, passes, eval_rows,
-                         max(cfg.batch_size, 16))
-    precision = getattr(state.policy_for_generation(), AUTOCAST_ATTR, None)
-    print(f"mathrl: estimate on this machine (every completion at the {state.max_new_tokens}-token limit; decode "
-          f"measured at {cal['tok_per_s']:.0f} tok/s over {cal['rows']} rows, "
-          f"{'bf16 autocast' if precision is not None else next(state.model.parameters()).dtype}): "
-          f"step <= {est['step_s']:.0f} s (rollout {est['rollout_s']:.0f} s, log-prob passes {est['update_s']:.0f} s); "
-          f"eval <= {est['eval_s']:.0f} s ({eval_rows} rows) at step 0 and every {cfg.eval_every or '-'} steps",
-          file=sys.stderr)
-
-
-def warn_if_no_reward(state: RunState, summary: dict[str, Any]) -> None:
-    """A model that solves nothing at step 0 gives GRPO no signal (every group's rewards are
-    equal): say so before training starts, with the remedy."""
-    solved = max(summary.get("accuracy_lenient", 0.0), summary.get("pass@1_lenient", 0.0), summary["accuracy"])
-    if solved == 0 and summary["n"] >= 16 and state.accelerator.is_main_process:
-        print(f"mathrl: warning: {state.cfg.model} solves 0 of {summary['n']} {state.task.name} eval problems at "
-              f"step 0 (strict and lenient grade): group-relative rewards will be all equal, so training has no "
-              f"signal. Remedy: a task at the model's frontier (`mathrl tasks list`, e.g. --task arithmetic-add2), "
-              f"a stronger model (--model <HF id or folder>), or an SFT warm start (--algo sft first).",
-              file=sys.stderr)
-
-
 def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
     if not state.eval_problems:
         return {}

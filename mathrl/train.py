@@ -25,6 +25,7 @@ import torch
 from mathrl.advantage import gae, per_token_rewards, process_advantages, whiten
 from mathrl.checkpoint import DeferredInterrupt
 from mathrl.config import ConfigError, RunConfig
+from mathrl.costs import announce_costs
 from mathrl.distributed import (full_model_state, gather_objects, gather_rows, global_step_metrics, local_rows,
                                 mean_over_ranks)
 from mathrl.logprobs import completion_logprobs
@@ -32,7 +33,7 @@ from mathrl.loss import mismatch_stats
 from mathrl.metrics import explained_variance
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
-from mathrl.run_state import (RunState, announce_costs, build_run_state, finish_run, maybe_checkpoint, run_eval,
+from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval,
                               stop_if_interrupted,
                               write_samples)
 from mathrl.types import Batch

@@ -90,8 +90,8 @@ def test_rollout_with_a_shared_prompt_cache_samples_the_same_tokens(tiny, monkey
     for share in (True, False):
         if not share:  # every row prefills its own copy of the prompt, as plain generate() does
             monkeypatch.setattr(rollout, "shared_prompt_cache", lambda *args: {})
-            monkeypatch.setattr(rollout, "generate_rows", lambda d, ids, mask, which, *a: generate_rows(
-                d, ids, mask, torch.arange(len(which)), *a))
+            monkeypatch.setattr(rollout, "generate_rows", lambda d, ids, mask, which, *a, **kw: generate_rows(
+                d, ids, mask, torch.arange(len(which)), *a, **kw))
         torch.manual_seed(1)
         outs.append(hf_generate(model, tokenizer, PROBLEMS, 4, 12, greedy=greedy, max_rows=6))  # chunks split groups
     assert outs[0].completions == outs[1].completions

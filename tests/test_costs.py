@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from mathrl import run_state
+from mathrl import costs
 from mathrl.compute import calibrate_decode, estimate_costs, forward_flops
 from mathrl.types import Problem
 
 
 @pytest.mark.parametrize("load, cores, world, want", [(0.1, 2, 1, 2), (1.5, 2, 1, 1), (0.1, 16, 4, 4), (3.0, 1, 1, 1)])
 def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, load, cores, world, want):
-    monkeypatch.setattr(run_state.os, "getloadavg", lambda: (load, load, load))
-    monkeypatch.setattr(run_state.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(costs.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(costs.os, "cpu_count", lambda: cores)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(world))
-    threads, why = run_state.choose_threads(0)
+    threads, why = costs.choose_threads(0)
     assert threads == want and f"{cores} cores" in why
-    assert run_state.choose_threads(3) == (3, "threads=3 was set")
+    assert costs.choose_threads(3) == (3, "threads=3 was set")
 
 
 def test_estimate_is_decode_steps_plus_passes_at_the_decode_flop_rate():
@@ -28,12 +28,33 @@ def test_estimate_is_decode_steps_plus_passes_at_the_decode_flop_rate():
     assert est["update_s"] == pytest.approx(4 * forward_flops(1000, 16 * 82) / rate)  # = 4 * 82 * 0.2
     assert est["eval_s"] == pytest.approx(2 * (0.5 * 2 + 32 * 0.2 * 2))  # 2 chunks of twice the rows
     assert est["step_s"] == pytest.approx(est["rollout_s"] + est["update_s"])
+    longer = estimate_costs({**cal, "attn_s_per_col": 1e-4}, 1000, 32, 50, 4, 64, 32)
+    assert longer["rollout_s"] == pytest.approx(est["rollout_s"] + 16 * 1e-4 * 32 * 31 / 2)  # rows x sum of t
+    assert longer["eval_s"] == pytest.approx(est["eval_s"] + 2 * 32 * 1e-4 * 32 * 31 / 2)
 
 
 def test_calibration_times_every_row_for_every_step(tiny):
     model, tok = tiny
     problems = [Problem(id=str(i), question="q", gold="1", messages=[{"role": "user", "content": f"{i}+1?"}])
                 for i in range(2)]
-    cal = calibrate_decode(model, tok, problems, 3)
+    cal = calibrate_decode(model, tok, problems, 3, context=400)
     assert cal["rows"] == 6 and cal["step_s"] > 0 and cal["prefill_s"] > 0
     assert cal["tok_per_s"] == pytest.approx(6 / cal["step_s"])
+    assert cal["attn_s_per_col"] >= 0  # attention over 400 columns vs the prompt's; noise may hide it on tiny
+
+
+@pytest.mark.parametrize("summary, says", [
+    ({"n": 64, "accuracy": 0.0, "accuracy_lenient": 0.0}, "earns no reward"),
+    ({"n": 64, "accuracy": 0.0, "accuracy_lenient": 0.016}, "answer format is what it misses"),
+    ({"n": 64, "accuracy": 0.0, "pass@1": 0.05}, None),  # sampling earns some reward: signal
+    ({"n": 64, "accuracy": 0.02}, None),
+    ({"n": 8, "accuracy": 0.0}, None),  # too few problems to tell
+])
+def test_a_model_without_reward_at_step_0_is_told_the_remedy(capsys, summary, says):
+    from types import SimpleNamespace
+
+    state = SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True), cfg=SimpleNamespace(model="m"),
+                            task=SimpleNamespace(name="gsm8k"))
+    costs.warn_if_no_reward(state, summary)
+    err = capsys.readouterr().err
+    assert (says in err and "Remedy" in err) if says else err == ""

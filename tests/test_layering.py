@@ -6,9 +6,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mathrl"
 
 # The data flow, in order. A module may import only from modules listed before it.
-ORDER = ["types", "presets", "config", "verify", "tasks", "reward", "models", "rollout", "rollout_vllm",
+ORDER = ["types", "presets", "config", "verify", "tasks", "reward", "models", "decoder", "rollout", "rollout_vllm",
          "logprobs", "advantage", "loss", "value", "update", "health", "metrics", "compute", "recipe", "results", "evaluate",
-         "checkpoint", "distributed", "tracking", "sampler", "run_state", "train", "report_plots", "report", "compare", "bench", "cli", "__main__"]
+         "checkpoint", "distributed", "tracking", "sampler", "costs", "run_state", "train", "report_plots", "report", "compare", "bench", "cli", "__main__"]
 
 
 def top_module(path: Path) -> str:

@@ -29,11 +29,18 @@ def test_groups_are_contiguous_and_shapes_consistent(tiny):
     assert batch.prompt_tokens == int(batch.attention_mask[:, :batch.prompt_len].sum())
 
 
-def test_on_rows_reports_each_chunk(tiny):
+def test_on_rows_reports_rows_as_they_finish(tiny, monkeypatch):
+    """What the eval progress bar counts: every row once, as it ends (EOS or the limit)."""
     model, tok = tiny
+    problems = [chat("a"), chat("b", 1), chat("c", 2)]
     seen: list[int] = []
-    batch = hf_generate(model, tok, [chat("a"), chat("b", 1), chat("c", 2)], 3, 4, max_rows=4, on_rows=seen.append)
-    assert seen == [4, 4, 1] and sum(seen) == batch.size  # what the eval progress bar counts
+    torch.manual_seed(0)
+    batch = hf_generate(model, tok, problems, 3, 30, temperature=3.0, max_rows=4, on_rows=seen.append)
+    assert sum(seen) == batch.size and len(seen) > 3  # more often than once per chunk
+    monkeypatch.setattr(rollout, "decoder_for", lambda model: None)  # the transformers path: once per chunk
+    seen.clear()
+    hf_generate(model, tok, problems, 3, 4, max_rows=4, on_rows=seen.append)
+    assert seen == [4, 4, 1]
 
 
 def test_left_padding_does_not_change_greedy_output(tiny):

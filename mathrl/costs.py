@@ -1,0 +1,77 @@
+"""What a run will cost, said before it starts: the thread count, a measured estimate of a
+step and of an eval, and a warning when the model earns no reward at step 0."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+from mathrl.compute import calibrate_decode, estimate_costs
+from mathrl.models import AUTOCAST_ATTR
+from mathrl.rollout import encode_prompts
+
+if TYPE_CHECKING:
+    from mathrl.run_state import RunState
+
+
+def choose_threads(requested: int = 0) -> tuple[int, str]:
+    """torch's intra-op threads and why: `requested` if set; else all of this process's share
+    of the cores on a quiet machine, one when other jobs keep the cores busy (results/bench:
+    two threads on a busy 2-core machine made a step 8x slower, one descheduled thread
+    stalling the other at every barrier)."""
+    if requested:
+        return requested, f"threads={requested} was set"
+    cores = os.cpu_count() or 1
+    share = max(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)  # torchrun / accelerate
+    load = os.getloadavg()[0]
+    if share > 1 and load >= 0.5:
+        return 1, f"load average {load:.1f} on {cores} cores: contended, one thread per process"
+    return share, f"load average {load:.1f} on {cores} cores: quiet" if share > 1 else f"{cores} cores per process"
+
+
+EVAL_HINT_S = 60  # an eval estimated above this gets a hint with the eval_limit that fits it
+
+
+def announce_costs(state: RunState) -> None:
+    """Print, before anything long starts, what a step and an eval will cost on this machine
+    (upper bounds from a few measured decode steps) and the dtype the matmuls run in."""
+    cfg, recipe = state.cfg, state.recipe
+    if not state.accelerator.is_main_process or cfg.rollout != "hf":
+        return
+    prompts = state.train_problems[:state.prompts_per_rank]
+    prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
+    cal = calibrate_decode(state.policy_for_generation(), state.tokenizer, prompts, cfg.group_size,
+                           context=int(prompt_tokens) + state.max_new_tokens)
+    passes = recipe.needs_reference + recipe.needs_old_pass + 3 * cfg.ppo_epochs
+    eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
+    est = estimate_costs(cal, state.n_params, state.max_new_tokens, prompt_tokens, passes, eval_rows,
+                         min(64, eval_rows or 1))  # evaluate() decodes 64 rows at a time
+    precision = getattr(state.policy_for_generation(), AUTOCAST_ATTR, None)
+    print(f"mathrl: estimate on this machine (every completion at the {state.max_new_tokens}-token limit; decode "
+          f"measured at {cal['tok_per_s']:.0f} tok/s over {cal['rows']} rows, "
+          f"{'bf16 autocast' if precision is not None else next(state.model.parameters()).dtype}): "
+          f"step <= {est['step_s']:.0f} s (rollout {est['rollout_s']:.0f} s, log-prob passes {est['update_s']:.0f} s); "
+          f"eval <= {est['eval_s']:.0f} s ({eval_rows} rows) at step 0 and every {cfg.eval_every or '-'} steps",
+          file=sys.stderr)
+    fits = int(len(state.eval_problems) * EVAL_HINT_S / est["eval_s"]) if est["eval_s"] > EVAL_HINT_S else 0
+    if fits >= 8:  # sized by the measured rate; a hint, not a silent cut: the eval set must not depend on the machine
+        print(f"mathrl: an eval of {len(state.eval_problems)} problems may take minutes here; --set eval_limit={fits} "
+              f"fits about {EVAL_HINT_S} s, --set eval_every=0 evaluates only at the start and the end", file=sys.stderr)
+
+
+def warn_if_no_reward(state: RunState, summary: dict[str, Any]) -> None:
+    """A model that earns no reward at step 0 gives GRPO no signal (every group's rewards are
+    equal): say so before training starts, with the remedy. The reward is the strict grade; a
+    lenient score above 0 means the model reaches answers but not in the graded format."""
+    strict = max(summary["accuracy"], summary.get("pass@1", 0.0))
+    if strict > 0 or summary["n"] < 16 or not state.accelerator.is_main_process:
+        return
+    lenient = max(summary.get("accuracy_lenient", 0.0), summary.get("pass@1_lenient", 0.0))
+    found = (f" It reaches the gold answer on {lenient:.0%} of them when its last number is read, so the "
+             f"answer format is what it misses." if lenient > 0 else "")
+    print(f"mathrl: warning: {state.cfg.model} earns no reward on {summary['n']} {state.task.name} eval problems at "
+          f"step 0 (strict grade, the reward's).{found} Group-relative rewards will be all equal, so training has "
+          f"almost no signal. Remedy: a task at the model's frontier (`mathrl tasks list`, e.g. --task "
+          f"arithmetic-add2), a stronger model (--model <HF id or folder>), or an SFT warm start (--algo sft first).",
+          file=sys.stderr)
