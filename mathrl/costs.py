@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mathrl.compute import calibrate_decode, estimate_costs
 from mathrl.models import AUTOCAST_ATTR
 from mathrl.rollout import encode_prompts
-
-if TYPE_CHECKING:
-    from mathrl.run_state import RunState
 
 
 def choose_threads(requested: int = 0) -> tuple[int, str]:
@@ -33,7 +30,7 @@ def choose_threads(requested: int = 0) -> tuple[int, str]:
 EVAL_HINT_S = 60  # an eval estimated above this gets a hint with the eval_limit that fits it
 
 
-def announce_costs(state: RunState) -> None:
+def announce_costs(state) -> None:
     """Print, before anything long starts, what a step and an eval will cost on this machine
     (upper bounds from a few measured decode steps) and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
@@ -60,7 +57,7 @@ def announce_costs(state: RunState) -> None:
               f"fits about {EVAL_HINT_S} s, --set eval_every=0 evaluates only at the start and the end", file=sys.stderr)
 
 
-def warn_if_no_reward(state: RunState, summary: dict[str, Any]) -> None:
+def warn_if_no_reward(state, summary: dict[str, Any]) -> None:
     """A model that earns no reward at step 0 gives GRPO no signal (every group's rewards are
     equal): say so before training starts, with the remedy. The reward is the strict grade; a
     lenient score above 0 means the model reaches answers but not in the graded format."""
