@@ -133,7 +133,8 @@ def summarize(args, runs: list[dict]) -> dict:
     gains = [s["gain_pass@1_lenient"] for s in per_seed]
     mean, half = mean_ci95(gains)
     return {"command": "python benchmarks/bench_reasoning.py " + " ".join(
-                f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("set",)),
+                [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "set"]
+                + [f"--set {kv}" for kv in args.set]),
             "task": args.task, "model": args.model, "per_seed": per_seed,
             "gain_pass@1_lenient": {"mean": mean, "ci95_seeds": [mean - half, mean + half] if len(gains) > 1 else None,
                                     "ci95_bootstrap_problems_x_seeds": list(bootstrap_ci(paired, n_boot=5000)),

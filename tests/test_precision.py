@@ -102,3 +102,19 @@ def test_a_frozen_copy_gives_the_policys_bf16_log_probs_bit_for_bit(tiny):
     torch.manual_seed(0)
     batch = hf_generate(policy, tiny[1], PROBLEMS, 2, 8)
     assert torch.equal(completion_logprobs(policy, batch)["logp"], completion_logprobs(ref, batch)["logp"])
+
+
+def test_log_prob_passes_use_eager_attention_for_short_cpu_sequences_only(tiny, monkeypatch):
+    """SDPA's CPU backward is slow on short sequences (results/bench); long ones keep SDPA,
+    whose memory does not grow with L^2. The setting is restored after each pass."""
+    from mathrl import logprobs
+
+    model, _ = tiny
+    seen = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda *a, **kw: seen.append(model.config._attn_implementation)
+                        or forward(*a, **kw))
+    for columns in (12, logprobs.EAGER_MAX_COLUMNS + 1):
+        ids = torch.randint(5, 50, (2, columns))
+        logprobs.forward_completion(model, ids, torch.ones_like(ids), columns - 4)
+    assert seen[0] == "eager" and seen[-1] == "sdpa" and model.config._attn_implementation == "sdpa"
