@@ -50,7 +50,9 @@ def assert_matches_transformers(model, tok, atol):
         torch.testing.assert_close(ours[t], transformers_last_logits(model, seq, seq_mask), atol=atol, rtol=0)
 
 
-def test_prefill_and_decode_logits_equal_transformers_with_left_padding(tiny):
+@pytest.mark.parametrize("grow", [64, 2])  # 2: the cache grows (and is copied) every other column
+def test_prefill_and_decode_logits_equal_transformers_with_left_padding(tiny, monkeypatch, grow):
+    monkeypatch.setattr(KVCache, "GROW", grow)
     model, tok = tiny
     assert_matches_transformers(model, tok, atol=1e-4)
 
