@@ -12,8 +12,12 @@ of each checkout's tokens per CPU second to the first one's. CPU seconds are the
 on a shared machine; wall seconds are the user's clock on a quiet one.
 
     git worktree add --detach /tmp/mathrl-before e41275c        # the code before issue 14
-    python benchmarks/bench_eval.py --checkout /tmp/mathrl-before --checkout . \\
+    python benchmarks/bench_eval.py --checkout /tmp/mathrl-before:float32 --checkout . \\
         --data ../shared/data/gsm8k --output results/bench/eval_speed.json
+
+A checkout is PATH or PATH:DTYPE; without DTYPE it loads the model with `--dtype` (default
+auto: bf16 mixed precision on a CPU with bf16 units; e41275c predates `auto`, its default was
+float32).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from mathrl.models import load_model
 from mathrl.tasks import get_task
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
-model, tok = load_model(args["model"], **({"dtype": args["dtype"]} if args["dtype"] else {}))
+model, tok = load_model(args["model"], dtype=args["dtype"])
 task = get_task(args["task"], data_dir=args["data"])
 problems = task.load("test", limit=args["problems"], seed=0)
 wall, cpu = time.perf_counter(), time.process_time()
@@ -45,7 +49,15 @@ print("RESULT " + json.dumps({"tokens": summary["len_mean"] * summary["n"], "wal
 """
 
 
-def run_child(checkout: Path, settings: dict) -> dict:
+def split_checkout(spec: str) -> tuple[Path, str]:
+    """PATH or PATH:DTYPE (e.g. before:float32 for a checkout that predates dtype=auto)."""
+    path, _, dtype = spec.partition(":")
+    return Path(path), dtype
+
+
+def run_child(spec: str, settings: dict) -> dict:
+    checkout, dtype = split_checkout(spec)
+    settings = {**settings, "dtype": dtype or settings["dtype"]}
     env = {**os.environ, "PYTHONPATH": str(checkout.resolve()), "OMP_NUM_THREADS": str(settings["threads"])}
     done = subprocess.run([sys.executable, "-c", CHILD, json.dumps(settings)], env=env, capture_output=True,
                           text=True, cwd=checkout)
@@ -57,7 +69,7 @@ def run_child(checkout: Path, settings: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkout", action="append", type=Path, help="a mathrl checkout (repeat; default: this one)")
+    ap.add_argument("--checkout", action="append", help="a mathrl checkout, PATH or PATH:DTYPE (repeat; default: this one)")
     ap.add_argument("--task", default="gsm8k")
     ap.add_argument("--data", default="../shared/data/gsm8k", help="local data directory of the task")
     ap.add_argument("--model", default="smollm2-135m")
@@ -65,18 +77,18 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=256, help="max new tokens per completion")
     ap.add_argument("--rounds", type=int, default=2, help="each round runs every checkout once, order rotated")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--dtype", default="", help="passed to load_model (default: each checkout's own default)")
+    ap.add_argument("--dtype", default="auto", help="load_model dtype for checkouts without :DTYPE")
     ap.add_argument("--output", type=Path)
     args = ap.parse_args()
-    checkouts = args.checkout or [Path(__file__).resolve().parents[1]]
+    checkouts = args.checkout or [str(Path(__file__).resolve().parents[1])]
     settings = {"task": args.task, "data": str(Path(args.data).resolve()), "model": args.model,
                 "problems": args.problems, "limit": args.limit, "threads": args.threads, "dtype": args.dtype}
-    runs: dict[str, list[dict]] = {str(c): [] for c in checkouts}
+    runs: dict[str, list[dict]] = {c: [] for c in checkouts}
     for r in range(args.rounds):
         order = checkouts[r % len(checkouts):] + checkouts[:r % len(checkouts)]
         for checkout in order:
             result = run_child(checkout, settings)
-            runs[str(checkout)].append(result)
+            runs[checkout].append(result)
             print(f"round {r + 1} {checkout}: {result['tokens']:.0f} tokens, {result['cpu_s']:.1f} CPU s, "
                   f"{result['wall_s']:.1f} wall s", flush=True)
     summary = {}
@@ -86,7 +98,7 @@ def main() -> None:
             "tok_per_cpu_s": statistics.median(x["tokens"] / x["cpu_s"] for x in results),
             "tok_per_wall_s": statistics.median(x["tokens"] / x["wall_s"] for x in results),
             "accuracy": results[0]["accuracy"], "truncated_frac": results[0]["truncated_frac"]}
-    first = summary[str(checkouts[0])]
+    first = summary[checkouts[0]]
     print(f"{'checkout':<40}{'tokens':>8}{'tok/CPU s':>11}{'tok/wall s':>11}{'x first (CPU)':>14}{'acc':>6}{'trunc':>7}")
     for name, s in summary.items():
         s["ratio_cpu"] = s["tok_per_cpu_s"] / first["tok_per_cpu_s"]

@@ -6,10 +6,11 @@ rows of a 135M model, most of a decode step is spent around the matmuls, not in 
 the weights prepared once per weight version:
 
   * the weights are cast to the compute dtype once (bf16 under CPU mixed precision), where
-    autocast casts every float32 weight again at every forward;
+    autocast casts every float32 weight again at every forward, and pre-packed into oneDNN's
+    blocked layout, which an unpacked weight is re-laid-out into at every call;
   * q/k/v are one matmul, gate/up another (fewer, larger GEMMs);
-  * the KV cache is preallocated (rows, kv heads, prompt + limit, head dim), written in place:
-    no per-token concatenation, and attention reads only the filled prefix;
+  * the KV cache grows in blocks of 64 columns and is written in place (no per-token
+    concatenation); attention reads whole blocks, with the unfilled columns masked;
   * single-query attention is two grouped matmuls per layer (no KV-head repeat);
   * finished rows leave the batch in bulk (every step computes only rows still decoding,
     up to a quarter of dead rows between compactions, since a compaction copies the cache).
@@ -89,7 +90,8 @@ class Decoder:
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.sliding_window = getattr(config, "sliding_window", None)
-        self.packed = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        self.packed = (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+                       and self.compute in (torch.float32, torch.bfloat16))
         self.embed, self.rotary = inner.embed_tokens.weight, inner.rotary_emb
         self.final_norm, self.eps = inner.norm.weight, inner.norm.variance_epsilon
         self.lm_head = self._weight(model.get_output_embeddings().weight)

@@ -1,22 +1,21 @@
 """Rollout backends: prompts in, a Batch of G completions per prompt out.
 
-`hf` (default) uses transformers' `generate` with a KV cache, batched over all rows, stopping
-at EOS. Each distinct prompt is tokenised once and repeated G times, so groups are contiguous
-(row i belongs to prompt i // G). Sampling is plain softmax(logits / temperature) with top-p
-and no top-k or repetition penalty, so the log-probs the trainer recomputes are those of the
-distribution that was actually sampled.
+`hf` (default) decodes in-process, batched over all rows, with a KV cache, stopping each row
+at its EOS. Each distinct prompt is tokenised once and repeated G times, so groups are
+contiguous (row i belongs to prompt i // G), and prefilled once per group, its KV cache
+repeated G times. Sampling is plain softmax(logits / temperature) with top-p and no top-k or
+repetition penalty (inverse CDF: one uniform draw per row), so the log-probs the trainer
+recomputes are those of the distribution that was actually sampled.
 
-The G rows of a group share their prompt: it is prefilled once per group and its KV cache
-repeated G times, so the decode loop itself prefills only the last prompt column of each row
-(results/bench/README.md measures what that saves).
-
-The decode loop is mathrl's own (`decode`), not `generate()`: on a CPU most of a decode step
-was overhead, not matmuls (results/bench/README.md, "Generation"). It drops a row from the
-batch and the KV cache as soon as the row emits EOS, samples by inverse CDF (one uniform draw
-per row instead of one exponential per vocabulary entry), and runs single-query attention as
-two grouped matmuls (`decode_attention`) instead of SDPA's CPU kernel. Greedy decoding equals
-`generate()`'s token for token (tests/test_rollout.py). An FSDP-sharded model still decodes
-with `generate()`, which keeps all ranks stepping together (`synced_generate`).
+Two engines run that loop. Llama-family models on a CPU (SmolLM2, Qwen2, Mistral) go through
+mathrl.decoder: weights cast and pre-packed once per weight version, a block-allocated KV
+cache, finished rows dropped in bulk (results/bench/README.md, "Speed II"). Everything else
+goes through the transformers model (`decode`): per-token forwards with the shared prompt's
+cache, single-query attention as two grouped matmuls (`decode_attention`) instead of SDPA's
+CPU kernel, a row leaving the batch at its EOS; an FSDP-sharded model decodes with
+`generate()`, which keeps all ranks stepping together (`synced_generate`). Greedy decoding
+equals `generate()`'s token for token on both in float32 (tests/test_rollout.py,
+tests/test_decoder.py).
 """
 
 from __future__ import annotations
