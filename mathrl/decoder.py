@@ -35,6 +35,7 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from mathrl.models import AUTOCAST_ATTR
 
@@ -238,15 +239,21 @@ class KVCache:
 
 
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Optimizer steps taken in this process. Fused AdamW updates the weights without bumping their
+# version counters, so a snapshot is also stale after any optimizer step.
+_OPTIMIZER_STEPS = [0]
+register_optimizer_step_post_hook(
+    lambda *_: _OPTIMIZER_STEPS.__setitem__(0, _OPTIMIZER_STEPS[0] + 1))
 
 
 def decoder_for(model) -> Decoder | None:
-    """The model's Decoder, rebuilt only when a weight changed (an optimizer step bumps every
-    trained tensor's version counter), or None when the model must use transformers' path."""
+    """The model's Decoder, rebuilt only when a weight may have changed (an optimizer step
+    anywhere, or an in-place write such as load_state_dict, which bumps the tensors' version
+    counters), or None when the model must use transformers' path."""
     model = getattr(model, "module", model)  # DistributedDataParallel
     if _unsupported(model) is not None:
         return None
-    version = tuple(p._version for p in model.parameters())
+    version = (_OPTIMIZER_STEPS[0], *(p._version for p in model.parameters()))
     cached = _DECODERS.get(model)
     if cached is None or cached[0] != version:
         _DECODERS.pop(model, None)  # free the old snapshot before building the new one

@@ -121,11 +121,18 @@ def test_the_snapshot_is_rebuilt_after_an_optimizer_step_and_only_then(tiny):
     model, _ = load_model("tiny", seed=1)
     first = decoder_for(model)
     assert decoder_for(model) is first  # nothing changed: the prepared weights are reused
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    model(input_ids=torch.tensor([[5, 6, 7]])).logits.logsumexp(-1).sum().backward()
-    optimizer.step()
+    for optimizer in (torch.optim.SGD(model.parameters(), lr=0.5),
+                      torch.optim.AdamW(model.parameters(), lr=0.1, fused=True)):  # fused: no version bump
+        model(input_ids=torch.tensor([[5, 6, 7]])).logits.logsumexp(-1).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        assert decoder_for(model) is not first
+        first = decoder_for(model)
+        assert_matches_transformers(model, tok, atol=1e-4)  # the new snapshot holds the new weights
+    with torch.no_grad():
+        model.model.layers[0].mlp.up_proj.weight.mul_(2.0)  # an in-place write (as load_state_dict)
     assert decoder_for(model) is not first
-    assert_matches_transformers(model, tok, atol=1e-4)  # the new snapshot holds the new weights
+    assert_matches_transformers(model, tok, atol=1e-4)
 
 
 def test_models_it_does_not_cover_keep_the_transformers_path(tiny, monkeypatch):
