@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
 
 from mathrl.compute import calibrate_decode, estimate_costs
@@ -12,19 +13,41 @@ from mathrl.models import AUTOCAST_ATTR
 from mathrl.rollout import encode_prompts
 
 
+def busy_cores(seconds: float = 0.25) -> float:
+    """How many cores other processes keep busy right now: the machine's CPU time over a short
+    window (/proc/stat) minus this process's own; the 1-minute load average where /proc/stat is
+    missing. Not the load average alone: it lags, and a benchmark that ended a minute earlier
+    still counted as a whole busy core, which made a quiet machine look contended."""
+    def sample() -> tuple[int, int, float]:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:]]
+        return sum(ticks) - ticks[3] - ticks[4], sum(ticks), time.process_time()  # busy, all, own CPU s
+
+    try:
+        busy0, all0, own0 = sample()
+        time.sleep(seconds)
+        busy1, all1, own1 = sample()
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    return max((busy1 - busy0) / max(all1 - all0, 1) * cores - (own1 - own0) / seconds, 0.0)
+
+
 def choose_threads(requested: int = 0) -> tuple[int, str]:
     """torch's intra-op threads and why: `requested` if set; else all of this process's share
     of the cores on a quiet machine, one when other jobs keep the cores busy (results/bench:
     two threads on a busy 2-core machine made a step 8x slower, one descheduled thread
-    stalling the other at every barrier)."""
+    stalling the other at every barrier; on a quiet one 1.4-1.7x faster than one)."""
     if requested:
         return requested, f"threads={requested} was set"
     cores = os.cpu_count() or 1
     share = max(cores // int(os.environ.get("LOCAL_WORLD_SIZE", "1")), 1)  # torchrun / accelerate
-    load = os.getloadavg()[0]
-    if share > 1 and load >= 0.5:
-        return 1, f"load average {load:.1f} on {cores} cores: contended, one thread per process"
-    return share, f"load average {load:.1f} on {cores} cores: quiet" if share > 1 else f"{cores} cores per process"
+    if share == 1:
+        return 1, f"{cores} cores per process"
+    busy = busy_cores()
+    if busy >= 0.5:
+        return 1, f"other processes keep {busy:.1f} of {cores} cores busy: contended, one thread per process"
+    return share, f"other processes keep {busy:.1f} of {cores} cores busy: quiet"
 
 
 EVAL_HINT_S = 60  # an eval estimated above this gets a hint with the eval_limit that fits it

@@ -9,14 +9,31 @@ from mathrl.compute import calibrate_decode, estimate_costs, forward_flops
 from mathrl.types import Problem
 
 
-@pytest.mark.parametrize("load, cores, world, want", [(0.1, 2, 1, 2), (1.5, 2, 1, 1), (0.1, 16, 4, 4), (3.0, 1, 1, 1)])
-def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, load, cores, world, want):
-    monkeypatch.setattr(costs.os, "getloadavg", lambda: (load, load, load))
+@pytest.mark.parametrize("busy, cores, world, want", [(0.1, 2, 1, 2), (1.5, 2, 1, 1), (0.1, 16, 4, 4), (3.0, 1, 1, 1)])
+def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, busy, cores, world, want):
+    monkeypatch.setattr(costs, "busy_cores", lambda: busy)
     monkeypatch.setattr(costs.os, "cpu_count", lambda: cores)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(world))
     threads, why = costs.choose_threads(0)
     assert threads == want and f"{cores} cores" in why
     assert costs.choose_threads(3) == (3, "threads=3 was set")
+
+
+def test_busy_cores_sees_another_process_spinning_and_not_itself():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    before = costs.busy_cores(0.3)  # this process sleeps through it: its own CPU is not counted
+    if before > (os.cpu_count() or 1) - 0.8:
+        pytest.skip(f"no idle core to spin on ({before:.1f} busy)")
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert costs.busy_cores(0.5) - before > 0.7
+    finally:
+        spinner.kill()
 
 
 def test_estimate_is_decode_steps_plus_passes_at_the_decode_flop_rate():
