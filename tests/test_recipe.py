@@ -102,7 +102,8 @@ def test_iterative_rl_resets_the_reference_to_the_policy(tmp_path):
     _, saved = load_latest(run / "checkpoints")
     initial = load_model("tiny", seed=0)[0].state_dict()
     assert any(not torch.equal(saved["model"][k], initial[k]) for k in initial)  # the policy moved
-    assert all(torch.equal(saved["ref_model"][k], saved["model"][k]) for k in saved["model"])
+    ref = saved["ref_model"]  # under CPU mixed precision its matmul weights are the policy's bf16 casts
+    assert all(torch.equal(ref[k], saved["model"][k].to(ref[k].dtype)) for k in saved["model"])
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "loss/policy" in r] == [1, 2]
 
