@@ -58,7 +58,9 @@ def announce_costs(state) -> None:
     (every completion at the limit, from a few measured decode steps: on GSM8K the eval came
     out 8% above its estimate, the rollout 10% below) and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
-    if not state.accelerator.is_main_process or cfg.rollout != "hf":
+    # FSDP: every forward all-gathers weight shards, so a calibration on rank 0 alone would hang
+    sharded = getattr(state.policy_for_generation(), "_is_fsdp_managed_module", False)
+    if not state.accelerator.is_main_process or cfg.rollout != "hf" or sharded:
         return
     prompts = state.train_problems[:state.prompts_per_rank]
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
