@@ -59,18 +59,19 @@ def announce_costs(state) -> None:
     out 8% above its estimate, the rollout 10% below) and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
     # FSDP: every forward all-gathers weight shards, so a calibration on rank 0 alone would hang
-    sharded = getattr(state.policy_for_generation(), "_is_fsdp_managed_module", False)
+    policy = state.policy_for_generation()
+    sharded = getattr(policy, "_is_fsdp_managed_module", False)
     if not state.accelerator.is_main_process or cfg.rollout != "hf" or sharded:
         return
     prompts = state.train_problems[:state.prompts_per_rank]
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
-    cal = calibrate_decode(state.policy_for_generation(), state.tokenizer, prompts, cfg.group_size,
+    cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,
                            context=int(prompt_tokens) + state.max_new_tokens)
     passes = recipe.needs_reference + recipe.needs_old_pass + 3 * cfg.ppo_epochs
     eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
     est = estimate_costs(cal, state.n_params, state.max_new_tokens, prompt_tokens, passes, eval_rows,
                          min(64, eval_rows or 1))  # evaluate() decodes 64 rows at a time
-    precision = getattr(state.policy_for_generation(), AUTOCAST_ATTR, None)
+    precision = getattr(policy, AUTOCAST_ATTR, None)
     print(f"mathrl: estimate on this machine (every completion at the {state.max_new_tokens}-token limit; decode "
           f"measured at {cal['tok_per_s']:.0f} tok/s over {cal['rows']} rows, "
           f"{'bf16 autocast' if precision is not None else next(state.model.parameters()).dtype}): "

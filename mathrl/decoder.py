@@ -184,8 +184,8 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 
 
 class KVCache:
-    """Keys and values (layers, rows, kv heads, capacity, head dim): the first `rows` rows are
-    live, columns [0, length) are filled, the rest are zeros masked by a -inf bias. Attention
+    """Keys and values (layers, rows, kv heads, capacity, head dim): the live rows come first
+    (as many as a forward passes; `select` moves them there), columns [0, length) are filled, the rest are zeros masked by a -inf bias. Attention
     reads every allocated column: a whole (capacity, head dim) block per row and head is what
     a bf16 bmm takes without copying (a [:length] slice was copied at every call: 12 ms of a
     113 ms step at 350 columns). Capacity grows in blocks of GROW columns, so at most GROW - 1
@@ -196,7 +196,7 @@ class KVCache:
     def __init__(self, decoder: Decoder, rows: int, columns: int, key_bias: torch.Tensor):
         self.layers, self.kv_heads, self.head_dim, self.dtype = (len(decoder.layers), decoder.kv_heads,
                                                                  decoder.head_dim, decoder.compute)
-        self.rows, self.length, self.max_columns, self.prompt = rows, 0, columns, key_bias.shape[1]
+        self.length, self.max_columns, self.prompt = 0, columns, key_bias.shape[1]
         capacity = min(columns, -(-(self.prompt + 1) // self.GROW) * self.GROW)
         self.keys, self.values = self._zeros(rows, capacity), self._zeros(rows, capacity)
         self.bias = torch.full((rows, capacity), float("-inf"))  # 0: attend; -inf: padding or not yet filled
@@ -235,7 +235,6 @@ class KVCache:
         self.keys[:, :n, :, :end] = self.keys[:, rows, :, :end]
         self.values[:, :n, :, :end] = self.values[:, rows, :, :end]
         self.bias[:n] = self.bias[rows]
-        self.rows = n
 
 
 _DECODERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -296,8 +295,8 @@ def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which
     _, inverse, counts = which.unique_consecutive(return_inverse=True, return_counts=True)
     first = torch.cumsum(counts, 0) - counts  # (k,) first row of each distinct prompt
     pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # (n, P) positions skip left padding
-    bias = torch.zeros(n, P).masked_fill_(mask == 0, float("-inf"))  # (n, P)
-    cache = KVCache(decoder, n, P + max_new_tokens, bias[first])
+    bias = torch.zeros(len(first), P).masked_fill_(mask[first] == 0, float("-inf"))  # (k, P) left padding
+    cache = KVCache(decoder, n, P + max_new_tokens, bias)
     logits = decoder.forward(ids[first], pos[first], cache)  # (k, V)
     if len(first) < n:
         cache.select(inverse)

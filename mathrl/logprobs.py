@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import torch
 
 from mathrl.models import compute_precision
-from mathrl.rollout import CACHE_KEY, position_ids
+from mathrl.rollout import CACHE_KEY, instead_of_sdpa, position_ids
 
 
 def forward_completion(model, input_ids, attention_mask, prompt_len: int, temperature: float = 1.0,
@@ -64,15 +64,11 @@ def short_sequence_attention(model, ids: torch.Tensor):
     goes through here, so policy, old policy and reference keep computing alike."""
     config = getattr(getattr(model, "module", model), "config", None)
     if (config is None or ids.device.type != "cpu" or ids.shape[1] > EAGER_MAX_COLUMNS
-            or getattr(config, "_attn_implementation", None) != "sdpa"
             or next(model.parameters()).dtype == torch.float64):  # eager's softmax is float32
         yield
         return
-    config._attn_implementation = "eager"
-    try:
+    with instead_of_sdpa(config, "eager"):
         yield
-    finally:
-        config._attn_implementation = "sdpa"
 
 
 def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):

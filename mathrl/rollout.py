@@ -136,12 +136,12 @@ AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
 
 
 @contextmanager
-def decode_attention_for(model):
-    """Run `model`'s SDPA attention through decode_attention inside the block."""
-    config = model.config
+def instead_of_sdpa(config, implementation: str):
+    """Inside the block, a model whose config says SDPA attention runs `implementation`
+    (a transformers attention name); any other setting is left alone. Restored on exit."""
     before = config._attn_implementation
     if before == "sdpa":
-        config._attn_implementation = DECODE_ATTENTION
+        config._attn_implementation = implementation
     try:
         yield
     finally:
@@ -164,7 +164,7 @@ def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eo
     alive = torch.arange(n, device=ids.device)  # rows still decoding
     eos_t = torch.tensor(eos, device=ids.device)
     T = 0
-    with decode_attention_for(model):
+    with instead_of_sdpa(model.config, DECODE_ATTENTION):
         for t in range(max_new_tokens):
             result = model(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, use_cache=True,
                            logits_to_keep=1, **{CACHE_KEY: cache})
