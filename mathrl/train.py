@@ -182,6 +182,8 @@ def grade(state: RunState, batch: Batch) -> torch.Tensor:
 def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
     if not state.recipe.reference_pass:
         return None  # no KL term: the reference model is never built nor run
+    if state.policy_is_reference:  # pi_ref = pi_old: the loss takes the old log-probs (UpdateInputs.ref_is_old)
+        return None  # and KL in the reward is 0 (advantages); a pass here would recompute the same numbers
     with state.reference() as ref_model:
         logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.cfg.micro_batch_size)["logp"]
     state.meter.add_flops(state.flops_for_forward(batch))
@@ -250,7 +252,8 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
         adv, returns = gae(token_rewards, old["values"], batch.completion_mask, cfg.gamma, cfg.lam)  # (N, T)
         adv = whiten(adv, mask)  # (N, T)
         metrics["value/explained_var"] = explained_variance(old["values"], returns, batch.completion_mask)
-        return UpdateInputs(adv, mask, old.get("logp"), ref_logp, old["values"], returns), metrics
+        return UpdateInputs(adv, mask, old.get("logp"), ref_logp, old["values"], returns,
+                            ref_is_old=recipe.kl_in_loss and state.policy_is_reference), metrics
     elif recipe.process:
         adv = step_advantages(state, batch, rewards)  # (N, T)
     else:
@@ -262,7 +265,8 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
     groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
     metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
     metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
-    return UpdateInputs(adv, mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None), metrics
+    return UpdateInputs(adv, mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None,
+                        ref_is_old=recipe.kl_in_loss and state.policy_is_reference), metrics
 
 
 def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:

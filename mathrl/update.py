@@ -61,6 +61,10 @@ class UpdateInputs:
     old_values: torch.Tensor | None = None  # (N, T) PPO
     returns: torch.Tensor | None = None  # (N, T) PPO
     is_weights: torch.Tensor | None = None  # (N, T) rollout-correction weights of the policy term; None: 1
+    # the policy that sampled is the reference (step 0, right after a reset): the KL term is taken
+    # against the old log-probs, the same numbers as a reference pass (bit-identical under bf16,
+    # tests/test_precision.py) without its forward: a minute per step on GSM8K's 512-token rollouts
+    ref_is_old: bool = False
 
 
 # Reported terms that are token means whatever loss_agg is (they weigh micro-batches by tokens)
@@ -91,8 +95,8 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     # 0 on the first minibatch of one epoch, how far the update has moved the policy after it
     terms["kl/old_new"] = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
     terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
-    if hp.kl is not None and inputs.ref_logp is not None:
-        kl_tok = hp.kl(logp, inputs.ref_logp[rows])  # (n, T)
+    if hp.kl is not None and (inputs.ref_logp is not None or inputs.ref_is_old):
+        kl_tok = hp.kl(logp, old if inputs.ref_is_old else inputs.ref_logp[rows])  # (n, T)
         per_token = per_token + hp.kl_coef * kl_tok
         terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
         terms["kl/mean"] = masked_mean(kl_tok, mask)  # per-token KL, comparable across presets
@@ -221,6 +225,7 @@ def _select(batch, inputs: UpdateInputs, idx: torch.Tensor):
                        completions=[batch.completions[i] for i in idx.tolist()],
                        problems=[batch.problems[i] for i in idx.tolist()])
     mb_inputs = UpdateInputs(*(take(getattr(inputs, f)) for f in
-                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns", "is_weights")))
+                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns", "is_weights")),
+                             ref_is_old=inputs.ref_is_old)
     return mb_batch, mb_inputs
 

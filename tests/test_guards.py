@@ -109,8 +109,9 @@ def test_a_batch_without_signal_takes_no_optimizer_step(tmp_path, digit_tasks, m
 
     patch_rewards(monkeypatch, [0.0])
     exact = mathrl.train.reference_logprobs  # the tiny model on 1 thread can be exact: add the noise
-    monkeypatch.setattr(mathrl.train, "reference_logprobs",
-                        lambda state, batch: exact(state, batch) + 1e-7 * torch.randn(batch.completion_mask.shape))
+    monkeypatch.setattr(mathrl.train, "reference_logprobs",  # None: no pass while the policy is the reference
+                        lambda state, batch: None if (logp := exact(state, batch)) is None
+                        else logp + 1e-7 * torch.randn(batch.completion_mask.shape))
     run = tiny_run(digit_tasks, tmp_path / "run", algo, steps=2, format_reward=0, save_final="true", **FAST)
     rows = trained_rows(run)
     assert not optimizer_watch
@@ -211,8 +212,11 @@ def test_kl_and_entropy_explosions_warn_on_the_tiny_model(tmp_path, digit_tasks,
     import mathrl.train
 
     inner = mathrl.train.reference_logprobs
-    # a reference 5 nats less likely on every sampled token: k3 = e^-5 + 5 - 1 ~ 4 nats per token
-    monkeypatch.setattr(mathrl.train, "reference_logprobs", lambda state, batch: inner(state, batch) - 5.0)
+    def distant_reference(state, batch):  # 5 nats less likely on every sampled token: k3 = e^-5 + 5 - 1 ~ 4 nats
+        state.policy_is_reference = False  # a different model from the start, so its pass always runs
+        return inner(state, batch) - 5.0
+
+    monkeypatch.setattr(mathrl.train, "reference_logprobs", distant_reference)
     # entropy_coef > 0 logs entropy/mean; a random model samples near-uniformly (ln V nats)
     run = tiny_run(digit_tasks, tmp_path / "run", steps=2, entropy_coef=0.01, **FAST)
     rows = trained_rows(run)

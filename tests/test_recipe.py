@@ -81,11 +81,39 @@ def test_trainer_flops_match_the_recipe_passes(tmp_path, algo):
     cfg = build_config(algo, None, {**QUICK, "task": "digit", "tasks_dir": str(tasks), "max_steps": "1",
                                     "ppo_epochs": "1", "minibatches": "1", "output": str(tmp_path / "run")})
     state = build_run_state(cfg)
+    state.policy_is_reference = False  # a step after the first update: the reference pass runs (as in the bench)
     train_step(state)
     step = state.meter.step_metrics()
     from mathrl.bench import phase_flops
 
     assert step["flops/step"] == pytest.approx(sum(phase_flops(state.n_params, step, cfg, executed=False).values()))
+
+
+def test_no_reference_pass_while_the_policy_is_the_reference(tmp_path):
+    """Step 0 (and right after a reset): pi_ref = pi_old, so the loss takes the old log-probs as
+    the reference's (UpdateInputs.ref_is_old) and the reference never runs nor counts FLOPs."""
+    from contextlib import contextmanager
+
+    from mathrl.bench import phase_flops
+    from mathrl.run_state import build_run_state
+    from mathrl.train import train_step
+
+    tasks = write_digit_task(tmp_path)
+    cfg = build_config("grpo", None, {**QUICK, "task": "digit", "tasks_dir": str(tasks), "max_steps": "1",
+                                      "output": str(tmp_path / "run")})
+    state = build_run_state(cfg)
+
+    @contextmanager
+    def no_reference():
+        raise AssertionError("the reference ran although the policy is the reference")
+        yield
+
+    state.reference = no_reference
+    assert state.policy_is_reference
+    train_step(state)
+    step = state.meter.step_metrics()
+    phases = phase_flops(state.n_params, step, cfg, executed=False)
+    assert step["flops/step"] == pytest.approx(sum(phases.values()) - phases["reference"])
 
 
 def test_iterative_rl_resets_the_reference_to_the_policy(tmp_path):

@@ -245,3 +245,25 @@ def test_two_processes_give_the_gradient_of_the_whole_batch(tmp_path):
             model, head, batch, inputs = make_problem(dtype, family, tmp_path / "one")
             grad, _ = reference(model, head, batch, inputs, params_for(family, mode, 3, 1), list(range(batch.size)))
             assert_close(torch.tensor(got[f"{family}/{mode}"], dtype=dtype), grad, dtype, f"{family} {mode}")
+
+
+@pytest.mark.parametrize("minibatches", [1, 2])  # mu = 1 (old = logp.detach()), 2 steps (old from the old pass)
+def test_the_old_logprobs_stand_in_for_a_reference_equal_to_the_policy(tmp_path, accelerator, minibatches):
+    """train.py skips the reference pass while pi_ref = pi_old: the KL term then takes the old
+    log-probs, which must give the loss and gradient of a reference pass returning those numbers."""
+    model, head, batch, inputs = make_problem(torch.float64, "grpo", tmp_path)
+    hp = params_for("grpo", "seq_mean_token_mean", 3, minibatches)
+    if minibatches == 1:  # one update per rollout: pi_old is the current policy, as in the trainer
+        inputs.old_logp = None
+        with torch.no_grad():
+            ref = forward_completion(model, batch.input_ids, batch.attention_mask, batch.prompt_len, 0.7)["logp"]
+    else:
+        ref = inputs.old_logp
+    with_pass = UpdateInputs(inputs.advantages, inputs.mask, inputs.old_logp, ref_logp=ref)
+    without = UpdateInputs(inputs.advantages, inputs.mask, inputs.old_logp, ref_is_old=True)
+    (want, want_stats), (got, got_stats) = (run_update(model, head, batch, i, hp, accelerator) for i in (with_pass, without))
+    assert len(got) == minibatches and "kl/mean" in got_stats
+    for g, w in zip(got, want):
+        assert_close(g, w, torch.float64, "ref_is_old")
+    assert all(abs(got_stats[k] - w) <= 1e-10 for k, w in want_stats.items())
+
