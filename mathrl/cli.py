@@ -171,10 +171,12 @@ def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, m
               tasks_dir, seed):
     import torch
 
+    from mathrl.costs import reuse_freed_memory
     from mathrl.evaluate import evaluate
     from mathrl.models import load_model
     from mathrl.tasks import get_task
 
+    reuse_freed_memory()
     torch.manual_seed(seed)
     the_task = get_task(task, data_dir=str(data) if data else None, tasks_dir=str(tasks_dir) if tasks_dir else None)
     problems = the_task.load(split, limit=limit, seed=0)

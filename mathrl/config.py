@@ -263,7 +263,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
     unknown = [k for k in data if k not in FIELDS]
     if unknown:
-        raise ConfigError(f"{path}: unknown config key(s) {', '.join(unknown)}")
+        names = (k if isinstance(k, str) and k else repr(k) for k in unknown)  # YAML keys may be null, '', 1
+        raise ConfigError(f"{path}: unknown config key(s) {', '.join(names)}")
     return {k: _coerce(k, v) for k, v in data.items()}
 
 

@@ -123,7 +123,10 @@ class Decoder:
 
     # ------------------------------------------------------------------------------------------
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """transformers' RMSNorm: float32 statistics, scaled in the residual's dtype."""
+        """transformers' RMSNorm: float32 statistics, scaled in the residual's dtype (one fused
+        op on the float32 residual; the composite for a 16-bit one)."""
+        if x.dtype == torch.float32 and weight.dtype == torch.float32:
+            return F.rms_norm(x, x.shape[-1:], weight, self.eps)
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return weight * h.to(x.dtype)
@@ -145,13 +148,13 @@ class Decoder:
         cache.reserve(s)
         for i, layer in enumerate(self.layers):
             qkv = self._linear(self._norm(x, layer.norm_attn), layer.qkv, layer.qkv_bias)  # (a, s, (H+2K)D)
-            q, k, v = qkv.view(a, s, H + 2 * K, D).transpose(1, 2).split([H, K, K], 1)  # (a, ., s, D)
-            q, k = _rope(q, cos, sin), _rope(k, cos, sin)
+            qk, v = qkv.view(a, s, H + 2 * K, D).transpose(1, 2).split([H + K, K], 1)  # (a, ., s, D)
+            q, k = _rope(qk, cos, sin).to(self.compute).split([H, K], 1)  # queries and keys rotated at once
             keys, values = cache.append(i, k, v)  # (a, K, capacity, D) compute dtype
-            attn = self._attention(q.to(self.compute), keys, values, cache.key_bias(a), start)
+            attn = self._attention(q, keys, values, cache.key_bias(a), start)
             x = x + self._linear(attn, layer.out, layer.out_bias)  # (a, s, H)
             gate, up = self._linear(self._norm(x, layer.norm_mlp), layer.gate_up, layer.gate_up_bias).chunk(2, -1)
-            x = x + self._linear(F.silu(gate) * up, layer.down, layer.down_bias)
+            x = x + self._linear(F.silu(gate).mul_(up), layer.down, layer.down_bias)
         cache.length = start + s
         last = self._norm(x[:, -1], self.final_norm)  # (a, H)
         return self._linear(last, self.lm_head, self.lm_head_bias).float()  # (a, V)
@@ -164,8 +167,8 @@ class Decoder:
         if self.sliding_window is not None and start + s > self.sliding_window:
             raise ValueError(f"decoder: context {start + s} exceeds the model's sliding window {self.sliding_window}")
         if s == 1:  # decode: grouped matmuls, each KV head read once by its H/K query heads
-            scores = torch.matmul(q.view(a, K, H // K, D), keys.transpose(-1, -2)) * self.scaling  # (a, K, H/K, C)
-            probs = torch.softmax(scores.float() + key_bias[:, None, None], -1).to(values.dtype)
+            scores = torch.matmul(q.view(a, K, H // K, D), keys.transpose(-1, -2))  # (a, K, H/K, C)
+            probs = torch.softmax(scores.float().mul_(self.scaling).add_(key_bias[:, None, None]), -1).to(values.dtype)
             return torch.matmul(probs, values).view(a, 1, H * D)  # (a, 1, H*D)
         # prefill: causal over columns, padding keys masked; a padded query attends to itself
         # (an all-masked row would be NaN, and NaN values poison valid rows through 0 * NaN)

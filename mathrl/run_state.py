@@ -21,7 +21,7 @@ import torch
 from mathrl import tracking
 from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
-from mathrl.costs import choose_threads, warn_if_no_reward
+from mathrl.costs import choose_threads, reuse_freed_memory, warn_if_no_reward
 from mathrl.config import RunConfig
 from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
                                 full_optimizer_state, gather_objects, is_sharded, load_full_model_state,
@@ -182,6 +182,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
 
     threads, why = choose_threads(cfg.threads)
     torch.set_num_threads(threads)
+    reuse_freed_memory()
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"mathrl: {threads} torch thread(s) ({why}); set threads=N to override", file=sys.stderr)
     device = _device(cfg)

@@ -52,6 +52,7 @@ def world(tmp_path_factory) -> Path:
     (root / "bad.yaml").write_text("lr: [1e-5\n")
     (root / "list.yaml").write_text("- 1\n- 2\n")
     (root / "unknown.yaml").write_text("learning_rate: 1e-5\n")
+    (root / "null_key.yaml").write_text("null: 1\n'': 2\n")  # found by tests/test_fuzz.py: a TypeError before
     (root / "empty_dir").mkdir()
     (root / "not_a_model").mkdir()
     (root / "damaged_run").mkdir()
@@ -87,6 +88,8 @@ CASES = {
     "malformed config YAML": (lambda w: _args(w, "--config", str(w / "bad.yaml")), "malformed YAML"),
     "config YAML not a mapping": (lambda w: _args(w, "--config", str(w / "list.yaml")), "expected a mapping"),
     "config YAML unknown key": (lambda w: _args(w, "--config", str(w / "unknown.yaml")), "unknown config key(s) learning_rate"),
+    "config YAML null and empty keys": (lambda w: _args(w, "--config", str(w / "null_key.yaml")),
+                                        "unknown config key(s) None, ''"),
     "config file missing": (lambda w: _args(w, "--config", str(w / "none.yaml")), "config file not found"),
     "malformed task YAML": (lambda w: _args(w, task="brokenyaml"), "invalid YAML at line"),
     "task YAML unknown field": (lambda w: _args(w, task="badspec"), "unknown field 'grader.nonsense'"),

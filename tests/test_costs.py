@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from mathrl import costs
@@ -34,6 +36,37 @@ def test_busy_cores_sees_another_process_spinning_and_not_itself():
         assert costs.busy_cores(0.5) - before > 0.7
     finally:
         spinner.kill()
+
+
+REFAULTS = """
+import resource, sys, torch
+from mathrl.costs import reuse_freed_memory
+took = reuse_freed_memory()
+def faults_of_a_64_mib_tensor():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 * 2 ** 20)  # 64 MiB, freed at once: above glibc's largest mmap threshold
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults = [faults_of_a_64_mib_tensor() for _ in range(6)]  # the heap grows twice in the first three
+print(took, max(faults[3:]), min(faults[3:]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
+@pytest.mark.parametrize("system_malloc", [False, True])
+def test_a_freed_large_tensor_is_reused_without_page_faults(system_malloc):
+    """costs.reuse_freed_memory: a 64 MiB tensor allocated again after it was freed takes its
+    pages from the heap, where glibc's default maps them afresh (16,384 faults of 4 KiB pages)."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "MATHRL_SYSTEM_MALLOC": "1"} if system_malloc else \
+        {k: v for k, v in os.environ.items() if k != "MATHRL_SYSTEM_MALLOC"}
+    out = subprocess.run([sys.executable, "-c", REFAULTS], env=env, capture_output=True, text=True, check=True)
+    took, most, least = out.stdout.split()
+    if system_malloc:
+        assert took == "False" and int(least) > 8000
+    else:
+        assert took == "True" and int(most) < 1000
 
 
 def test_estimate_is_decode_steps_plus_passes_at_the_decode_flop_rate():
