@@ -32,7 +32,10 @@ sides, EOS included: mathrl's `tokens/generated` (completion_mask.sum()), and fo
 of the `completion_ids` its reward function receives (cut after the first EOS, EOS kept).
 TRL choices: float32 by default (--trl-bf16: bf16 mixed precision), gradient checkpointing off
 like mathrl (TRL 1.16 defaults it on; --trl-gradient-checkpointing restores that), loss_type
-"grpo" (mathrl's GRPO aggregation: token mean per sequence, then mean), no vLLM.
+"grpo" (mathrl's GRPO aggregation: token mean per sequence, then mean), no vLLM. Both workers
+keep freed memory for reuse (mathrl.costs.reuse_freed_memory, which `mathrl run` sets in its own
+process): it made TRL's step 21% faster too (results/bench/speed3.md); --trl-system-malloc leaves
+TRL's worker on glibc's defaults, as TRL runs on its own.
 """
 
 from __future__ import annotations
@@ -105,11 +108,14 @@ def trl_worker(conn, a: dict) -> None:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from mathrl.costs import reuse_freed_memory
     from mathrl.models import load_model
     from mathrl.reward import base_rewards
     from mathrl.tasks import get_task
 
     torch.set_num_threads(a["threads"])
+    if not a["trl_system_malloc"]:  # the allocator mathrl's worker gets from build_run_state
+        reuse_freed_memory()
     tmp = Path(tempfile.mkdtemp(prefix="bench-trl-trl-"))
     model, tok = load_model(a["model"], seed=a["seed"], dtype="float32")  # the very weights mathrl loads
     name = model.config._name_or_path
@@ -241,6 +247,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="mathrl config override")
     p.add_argument("--trl-bf16", action="store_true", help="TRL with bf16 mixed precision (default float32)")
     p.add_argument("--trl-gradient-checkpointing", action="store_true", help="TRL 1.16's default (off here)")
+    p.add_argument("--trl-system-malloc", action="store_true",
+                   help="TRL's worker on glibc's malloc defaults (default: freed memory reused, as in mathrl's)")
     p.add_argument("--output", help="write the raw step records, config and versions here (JSON)")
     a = vars(p.parse_args(argv))
     if importlib.util.find_spec("trl") is None:
@@ -283,7 +291,8 @@ def main(argv: list[str] | None = None) -> dict:
              for clock in ("wall", "cpu")}
     print(f"{a['model']}: {a['prompts']} prompts x {a['samples']} samples x <= {a['new_tokens']} tokens, "
           f"beta {a['beta']}, mu 1, lr {a['lr']}, {a['threads']} thread(s); {a['rounds']} rounds x {a['steps']} "
-          f"steps per side; mathrl {ready['mathrl']['compute_dtype']}, TRL bf16={a['trl_bf16']}")
+          f"steps per side; mathrl {ready['mathrl']['compute_dtype']}, TRL bf16={a['trl_bf16']}, "
+          f"TRL on glibc's malloc defaults={a['trl_system_malloc']}")
     print(f"{'side':<8}{'steps':>6}{'wall s':>9}{'CPU s':>8}{'compl tok':>10}{'prompt tok':>11}"
           f"{'wall s/1k tok':>14}{'CPU s/1k tok':>13}")
     for side, s in summary.items():
