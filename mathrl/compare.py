@@ -171,6 +171,11 @@ def load_suite(name: str | Path) -> Suite:
     if init is not None:
         _need(isinstance(init, dict) and "algo" in init and "steps" in init,
               f"{where}: init_from needs at least 'algo' and 'steps'")
+        _need(isinstance(init["algo"], str), f"{where}: init_from.algo must be an algorithm name, got {init['algo']!r}")
+        try:
+            preset_overrides(init["algo"])
+        except ConfigError as e:
+            raise SuiteError(f"{where}: init_from.algo: {e}") from None
         _need(isinstance(init["steps"], int) and init["steps"] >= 1, f"{where}: init_from.steps must be an integer >= 1")
         _need(isinstance(init.get("per_seed", True), bool), f"{where}: init_from.per_seed must be true or false")
         _need(not {"model", "max_steps"} & set(init), f"{where}: init_from takes steps (not max_steps) and "
