@@ -81,6 +81,7 @@ def test_core_code_never_names_a_benchmark():
 @pytest.mark.parametrize("change, words", [
     ({"version": "one"}, ["'version'", "integer"]),
     ({"source": {"type": "ftp"}}, ["'source.type'", "hub, jsonl, parquet, csv, reasoning_gym"]),
+    ({"source": {"type": []}}, ["'source.type' is []", "hub, jsonl"]),  # a TypeError before (test_fuzz)
     ({"grader": {"extractor": "regex", "mode": "math"}}, ["'grader.extractor'", "boxed"]),
     ({"prompt": {"user": "no placeholder", "answer_format": "#### {answer}"}},
      ["'prompt.user'", "{question}"]),

@@ -349,7 +349,7 @@ SOURCES: dict[str, Source] = {
 
 
 def validate_source(raw: Any, where: str) -> dict:
-    if not isinstance(raw, dict) or raw.get("type") not in SOURCES:
+    if not isinstance(raw, dict) or not isinstance(raw.get("type"), str) or raw["type"] not in SOURCES:
         got = raw.get("type") if isinstance(raw, dict) else raw
         raise TaskSpecError(f"{where}: field 'source.type' is {got!r}; allowed: "
                             f"{', '.join(SOURCES)}")
