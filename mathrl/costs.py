@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from mathrl.compute import calibrate_decode, estimate_costs
+from mathrl.distributed import is_sharded
 from mathrl.models import AUTOCAST_ATTR
 from mathrl.rollout import encode_prompts
 
@@ -82,10 +83,9 @@ def announce_costs(state) -> None:
     out 8% above its estimate, the rollout 10% below) and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
     # FSDP: every forward all-gathers weight shards, so a calibration on rank 0 alone would hang
-    policy = state.policy_for_generation()
-    sharded = getattr(policy, "_is_fsdp_managed_module", False)
-    if not state.accelerator.is_main_process or cfg.rollout != "hf" or sharded:
+    if not state.accelerator.is_main_process or cfg.rollout != "hf" or is_sharded(state.accelerator):
         return
+    policy = state.policy_for_generation()
     prompts = state.train_problems[:state.prompts_per_rank]
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
     cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,

@@ -104,7 +104,7 @@ def train_step(state: RunState) -> dict[str, float]:
             update_metrics = policy_update(state.model, state.value_head, state.optimizer, state.scheduler,
                                            state.accelerator, batch, inputs, state.update_params, state.generator)
             state.policy_is_reference &= not update_metrics["optim/steps"]
-        else:  # nothing to learn from, and a step would be rounding noise scaled up by Adam
+        else:  # nothing to learn from: a step would only apply weight decay and advance Adam (carries_signal)
             update_metrics = no_update(state.scheduler, state.update_params)
     # every epoch re-trains them; target_kl may stop early (a step without signal keeps the planned count)
     epochs = int(update_metrics.get("optim/epochs") or state.recipe.passes.train)
