@@ -7,11 +7,15 @@ softmax(logits / T), and the ratio and KL terms must be of that same distributio
 runs in its compute precision (bf16 autocast on a CPU mixed-precision model); the
 log-softmax over the vocabulary is always float32.
 
-Two savings, both exact up to float rounding (tests/test_bench.py checks values and gradients):
+Three savings, all exact up to float rounding (tests/test_bench.py and tests/test_packing.py
+check values and gradients):
   * prefix sharing: the G rows of a group share their prompt, so a chunk runs each distinct
-    prompt once (with a KV cache, under grad when training), repeats the cache per row and
-    runs only the completions on top. Prompts are most of the tokens of short-answer math
-    RL (57 prompt vs <= 32 completion tokens per row on the arithmetic task).
+    prompt once (with a KV cache, under grad when training) and only the completions on top.
+    Prompts are most of the tokens of short-answer math RL (57 prompt vs <= 32 completion
+    tokens per row on the arithmetic task).
+  * packing (mathrl.packing): those completions run back to back in one sequence per prompt,
+    so no matmul sees a padding column; where packing cannot stand in for the model's
+    attention, they run as a padded batch on the prompt's cache repeated per row.
   * trailing padding: a chunk's columns after its longest completion are never computed.
 """
 
@@ -22,6 +26,7 @@ from contextlib import contextmanager
 import torch
 
 from mathrl.models import compute_precision
+from mathrl.packing import can_pack, pack, packed_forward
 from mathrl.rollout import CACHE_KEY, instead_of_sdpa, position_ids
 
 
@@ -31,23 +36,25 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
 
     Token t of the completion sits at column prompt_len + t and is predicted by the logits at
     column prompt_len + t - 1; values V(s_t) come from the hidden state at that same column.
-    Columns after the chunk's longest completion are returned as zeros (they are padding).
+    Padding columns come back as zeros where they were not computed (packed or trimmed).
     """
-    T = input_ids.shape[1] - prompt_len
+    n, T = input_ids.shape[0], input_ids.shape[1] - prompt_len
     width = max(int(attention_mask[:, prompt_len:].sum(-1).max()), 1)  # the rest is padding
     ids, mask = input_ids[:, :prompt_len + width], attention_mask[:, :prompt_len + width]
     with compute_precision(model), short_sequence_attention(model, ids):  # bf16 matmuls on a CPU mixed-precision model
-        logits, hidden = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (n, w, V)
+        logits, hidden, where = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (m, V)
     # at least fp32 (bf16 log-softmax is too coarse for ratios); fp64 stays fp64 (exactness tests)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (n, w, V)
-    log_z = torch.logsumexp(logits, -1)  # (n, w)
-    result = {"logp": logits.gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1) - log_z}  # (n, w)
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (m, V)
+    log_z = torch.logsumexp(logits, -1)  # (m,)
+    targets = ids[:, prompt_len:].reshape(-1)[where]  # (m,) the token each row of logits predicts
+    result = {"logp": logits.gather(-1, targets[:, None]).squeeze(-1) - log_z}  # (m,)
     if with_entropy:
-        probs = torch.softmax(logits, -1)  # (n, w, V)
-        result["entropy"] = log_z - (probs * logits).sum(-1)  # (n, w)  H = log Z - E_p[logit]
+        probs = torch.softmax(logits, -1)  # (m, V)
+        result["entropy"] = log_z - (probs * logits).sum(-1)  # (m,)  H = log Z - E_p[logit]
     if value_head is not None:
-        result["values"] = value_head(hidden)  # (n, w)
-    return {k: torch.nn.functional.pad(v, (0, T - width)) for k, v in result.items()}  # (n, T)
+        result["values"] = value_head(hidden)  # (m,)
+    return {k: torch.nn.functional.pad(v.new_zeros(n * width).index_put((where,), v).view(n, width), (0, T - width))
+            for k, v in result.items()}  # (n, T)
 
 
 # Sequences up to this many columns use transformers' eager attention on a CPU (see below).
@@ -73,8 +80,9 @@ def short_sequence_attention(model, ids: torch.Tensor):
 
 def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
     """Logits (and last hidden states) at the columns that predict completion tokens,
-    prompt_len - 1 .. L - 2: (n, L - prompt_len, V), (n, L - prompt_len, H) or None."""
-    width = ids.shape[1] - prompt_len
+    prompt_len - 1 .. L - 2, as rows (m, V), (m, H) or None, and where (m,) each row's
+    prediction goes in the (n, L - prompt_len) completion grid (flat index)."""
+    n, width = ids.shape[0], ids.shape[1] - prompt_len
     pos = position_ids(mask)  # (n, L)
     prompts, inverse = torch.unique(torch.cat([ids[:, :prompt_len], mask[:, :prompt_len]], 1), dim=0,
                                     return_inverse=True)
@@ -84,24 +92,40 @@ def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
     if prompt_len == 0 or len(prompts) == len(ids) or sharded:  # one plain forward (nothing shared)
         out = model(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=width + 1,
                     output_hidden_states=with_hidden, use_cache=False)
-        hidden = out.hidden_states[-1][:, prompt_len - 1:-1] if with_hidden else None  # (n, w, H)
-        return out.logits[:, :-1], hidden  # (n, w, V)
+        hidden = out.hidden_states[-1][:, prompt_len - 1:-1].reshape(n * width, -1) if with_hidden else None
+        return out.logits[:, :-1].reshape(n * width, -1), hidden, torch.arange(n * width, device=ids.device)
     # one row per distinct prompt (any of its rows: they are identical up to the completion)
     first = torch.empty(len(prompts), dtype=torch.long, device=ids.device).scatter_(
         0, inverse, torch.arange(len(ids), device=ids.device))  # (k,)
     pre = model(input_ids=ids[first, :prompt_len], attention_mask=mask[first, :prompt_len],
                 position_ids=pos[first, :prompt_len], logits_to_keep=1, output_hidden_states=with_hidden,
                 use_cache=True)
-    logits = [pre.logits[inverse]]  # (n, 1, V): predicts completion token 0
-    hidden = [pre.hidden_states[-1][inverse, -1:]] if with_hidden else []  # (n, 1, H)
+    logits = [pre.logits[inverse, -1]]  # (n, V): predicts completion token 0
+    hidden = [pre.hidden_states[-1][inverse, -1]] if with_hidden else []  # (n, H)
+    where = [torch.arange(n, device=ids.device) * width]
     if width > 1:  # the completion's own columns predict tokens 1 .. w-1
         cache = pre[CACHE_KEY]
-        cache.batch_select_indices(inverse)  # (k, ...) -> (n, ...), differentiable
-        out = model(input_ids=ids[:, prompt_len:-1], attention_mask=mask[:, :-1], position_ids=pos[:, prompt_len:-1],
-                    output_hidden_states=with_hidden, use_cache=True, **{CACHE_KEY: cache})
-        logits.append(out.logits)  # (n, w - 1, V)
-        hidden += [out.hidden_states[-1]] if with_hidden else []  # (n, w - 1, H)
-    return torch.cat(logits, 1), torch.cat(hidden, 1) if with_hidden else None
+        config = getattr(model, "module", model).config
+        inputs = dict(output_hidden_states=with_hidden, use_cache=True, **{CACHE_KEY: cache})
+        if ids.device.type == "cpu" and can_pack(config, mask[:, prompt_len:]):  # no padding columns
+            layout = pack(inverse, len(prompts), ids[:, prompt_len:-1], pos[:, prompt_len:-1], mask[:, :prompt_len],
+                          mask[:, prompt_len + 1:].sum(-1))
+            with packed_forward(config, layout):
+                out = model(input_ids=layout.ids, position_ids=layout.positions, **inputs)  # (k, S, V)
+            rows = layout.slot[layout.real]  # (m',) packed slots of the real columns
+            logits.append(out.logits.flatten(0, 1)[rows])  # (m', V)
+            hidden += [out.hidden_states[-1].flatten(0, 1)[rows]] if with_hidden else []
+            columns = torch.arange(width - 1, device=ids.device) + 1
+            where.append((torch.arange(n, device=ids.device)[:, None] * width + columns[None])[layout.real])
+        else:  # every row runs to the chunk's longest completion on the prompt's repeated cache
+            cache.batch_select_indices(inverse)  # (k, ...) -> (n, ...), differentiable
+            out = model(input_ids=ids[:, prompt_len:-1], attention_mask=mask[:, :-1],
+                        position_ids=pos[:, prompt_len:-1], **inputs)  # (n, w - 1, V)
+            logits.append(out.logits.flatten(0, 1))
+            hidden += [out.hidden_states[-1].flatten(0, 1)] if with_hidden else []
+            columns = torch.arange(width - 1, device=ids.device) + 1
+            where.append((torch.arange(n, device=ids.device)[:, None] * width + columns[None]).flatten())
+    return torch.cat(logits), torch.cat(hidden) if with_hidden else None, torch.cat(where)
 
 
 @torch.no_grad()

@@ -1,0 +1,134 @@
+"""Completions packed behind their shared prompt: the log-prob passes without padding columns.
+
+A chunk of a log-prob pass holds the G completions of a group (or a few groups). Run as a
+(G, longest completion) batch on top of the prompt's cache, every row pays for the columns of
+the longest one: 107 of the 512 completion columns of `mathrl bench`'s step were padding, and
+more where lengths vary widely (GSM8K's 512-token completions). Packed, each distinct prompt
+gets one sequence holding its rows' completion tokens back to back, so every matmul of the
+model (the projections, the MLP, the LM head) runs on real tokens only:
+
+    prompt j (in the KV cache) | row a: c0 c1 .. | row b: c0 c1 c2 .. | ...
+
+Positions restart at each row's completion (the prompt's length + t), and attention keeps the
+rows apart: `packed_attention` gathers each row's queries and its keys (the prompt's columns
+and its own completion's) into a (rows, width) batch, attends as the padded batch would, and
+scatters the outputs back. Only the attention, a small part of the FLOPs, still sees padding.
+The numbers are those of the padded batch up to float rounding (tests/test_bench.py checks
+log-probs, entropies, values and gradients against a plain forward, in float64 exactly).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.masking_utils import AttentionMaskInterface
+
+PACKED_ATTENTION = "mathrl_packed"
+# attention implementations whose numbers packed_attention reproduces (others keep the padded batch)
+PACKABLE = ("sdpa", "eager")
+# keys per query up to which attention is matmul-softmax-matmul on a CPU (logprobs.EAGER_MAX_COLUMNS: why)
+EAGER_MAX_COLUMNS = 256
+
+
+@dataclass
+class PackedLayout:
+    """Where the completion tokens of n rows over k distinct prompts sit once packed.
+
+    Row r's input column t (completion token t, which predicts token t + 1) is `real[r, t]` for
+    t < its completion length - 1; S is the longest packed sequence, P the prompt's columns."""
+    ids: torch.Tensor  # (k, S) packed input tokens (0 past a sequence's end)
+    positions: torch.Tensor  # (k, S)
+    slot: torch.Tensor  # (n, w) flat index into k * S of row r's column t (0 where not real)
+    real: torch.Tensor  # (n, w) bool
+    key_slot: torch.Tensor  # (n, P + w) flat index into k * (P + S) of row r's key columns
+    allowed: torch.Tensor  # (n, 1, w, P + w) bool: what row r's column t attends to
+    back: torch.Tensor  # (k * S,) flat index into n * w of each packed slot (0 past a sequence's end)
+
+
+def can_pack(config, completion_mask: torch.Tensor) -> bool:
+    """Packing needs an attention it can stand in for and completions without holes (a mask
+    of ones then zeros in every row, as rollouts and teacher-forced batches make them)."""
+    contiguous = bool((completion_mask[:, 1:] <= completion_mask[:, :-1]).all())
+    return getattr(config, "_attn_implementation", None) in PACKABLE and contiguous
+
+
+def pack(inverse: torch.Tensor, k: int, ids: torch.Tensor, positions: torch.Tensor, prompt_mask: torch.Tensor,
+         lengths: torch.Tensor) -> PackedLayout:
+    """Layout of input columns ids/positions (n, w) of rows whose prompt is `inverse` (n,) of k,
+    `lengths` (n,) real columns each; prompt_mask (n, P) marks each row's non-padding prompt."""
+    n, w = ids.shape
+    P = prompt_mask.shape[1]
+    start = torch.zeros(n, dtype=torch.long)  # row r's first slot in its sequence
+    filled = [0] * k
+    for r, j in enumerate(inverse.tolist()):
+        start[r], filled[j] = filled[j], filled[j] + int(lengths[r])
+    S = max(max(filled), 1)
+    t = torch.arange(w)
+    real = t[None] < lengths[:, None]  # (n, w)
+    slot = torch.where(real, inverse[:, None] * S + start[:, None] + t[None], 0)  # (n, w)
+    flat_ids, flat_pos, back = (torch.zeros(k * S, dtype=torch.long) for _ in range(3))
+    flat_ids[slot[real]] = ids[real]
+    flat_pos[slot[real]] = positions[real]
+    back[slot[real]] = (torch.arange(n)[:, None] * w + t[None])[real]
+    prompt_keys = inverse[:, None] * (P + S) + torch.arange(P)[None]  # (n, P)
+    own_keys = torch.where(real, inverse[:, None] * (P + S) + P + start[:, None] + t[None], 0)  # (n, w)
+    causal = (t[None, :] <= t[:, None])[None] & real[:, None, :]  # (n, w, w) own earlier real columns
+    causal |= torch.eye(w, dtype=torch.bool)[None]  # a padding query attends to itself (never to nothing: NaN)
+    allowed = torch.cat([prompt_mask.bool()[:, None, :].expand(n, w, P), causal], -1)  # (n, w, P + w)
+    return PackedLayout(ids=flat_ids.view(k, S), positions=flat_pos.view(k, S), slot=slot, real=real,
+                        key_slot=torch.cat([prompt_keys, own_keys], 1), allowed=allowed[:, None], back=back)
+
+
+_LAYOUT: ContextVar[PackedLayout | None] = ContextVar("mathrl_packed_layout", default=None)
+
+
+@contextmanager
+def packed_forward(config, layout: PackedLayout):
+    """Inside the block the model attends with `packed_attention` over `layout`."""
+    before = config._attn_implementation
+    config._attn_implementation = PACKED_ATTENTION
+    token = _LAYOUT.set(layout)
+    try:
+        yield
+    finally:
+        _LAYOUT.reset(token)
+        config._attn_implementation = before
+
+
+def packed_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
+    """Attention of packed sequences: query (k, H, S, D) over key/value (k, K, P + S, D), the
+    prompt's cached columns then the packed ones; returns (k, S, H, D) as transformers' SDPA."""
+    layout = _LAYOUT.get()
+    if layout is None or dropout:
+        raise RuntimeError("packed_attention runs only inside packing.packed_forward, without dropout")
+    k, H, S, D = query.shape
+    K, C = key.shape[1], key.shape[2]
+    n, w = layout.slot.shape
+    scaling = D ** -0.5 if scaling is None else scaling
+    q = query.transpose(1, 2).reshape(k * S, H, D)[layout.slot].transpose(1, 2)  # (n, H, w, D)
+    keys = key.transpose(1, 2).reshape(k * C, K, D)[layout.key_slot].transpose(1, 2)  # (n, K, P + w, D)
+    values = value.transpose(1, 2).reshape(k * C, K, D)[layout.key_slot].transpose(1, 2)  # (n, K, P + w, D)
+    L = keys.shape[2]
+    if query.device.type == "cpu" and L <= EAGER_MAX_COLUMNS:  # each KV head read once by its H/K query heads
+        scores = torch.matmul(q.reshape(n, K, H // K * w, D), keys.transpose(-1, -2)) * scaling  # (n, K, H/K*w, L)
+        scores = scores.view(n, K, H // K, w, L).masked_fill(~layout.allowed[:, :, None], float("-inf"))
+        probs = torch.softmax(scores, -1, dtype=torch.promote_types(scores.dtype, torch.float32)).to(query.dtype)
+        out = torch.matmul(probs.view(n, K, H // K * w, L), values).view(n, H, w, D)  # (n, H, w, D)
+    else:
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=layout.allowed, scale=scaling,
+                                             enable_gqa=K != H)  # (n, H, w, D)
+    return out.transpose(1, 2).reshape(n * w, H, D)[layout.back].view(k, S, H, D), None
+
+
+def _no_mask(*args, **kwargs):
+    """packed_attention masks from its layout; transformers need not build a mask."""
+    return None
+
+
+AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+AttentionMaskInterface.register(PACKED_ATTENTION, _no_mask)
