@@ -107,24 +107,22 @@ def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
         cache = pre[CACHE_KEY]
         config = getattr(model, "module", model).config
         inputs = dict(output_hidden_states=with_hidden, use_cache=True, **{CACHE_KEY: cache})
+        grid = torch.arange(n, device=ids.device)[:, None] * width + torch.arange(1, width, device=ids.device)  # (n, w-1)
         if ids.device.type == "cpu" and can_pack(config, mask[:, prompt_len:]):  # no padding columns
             layout = pack(inverse, len(prompts), ids[:, prompt_len:-1], pos[:, prompt_len:-1], mask[:, :prompt_len],
                           mask[:, prompt_len + 1:].sum(-1))
             with packed_forward(config, layout):
                 out = model(input_ids=layout.ids, position_ids=layout.positions, **inputs)  # (k, S, V)
             rows = layout.slot[layout.real]  # (m',) packed slots of the real columns
-            logits.append(out.logits.flatten(0, 1)[rows])  # (m', V)
-            hidden += [out.hidden_states[-1].flatten(0, 1)[rows]] if with_hidden else []
-            columns = torch.arange(width - 1, device=ids.device) + 1
-            where.append((torch.arange(n, device=ids.device)[:, None] * width + columns[None])[layout.real])
+            where.append(grid[layout.real])
         else:  # every row runs to the chunk's longest completion on the prompt's repeated cache
             cache.batch_select_indices(inverse)  # (k, ...) -> (n, ...), differentiable
             out = model(input_ids=ids[:, prompt_len:-1], attention_mask=mask[:, :-1],
                         position_ids=pos[:, prompt_len:-1], **inputs)  # (n, w - 1, V)
-            logits.append(out.logits.flatten(0, 1))
-            hidden += [out.hidden_states[-1].flatten(0, 1)] if with_hidden else []
-            columns = torch.arange(width - 1, device=ids.device) + 1
-            where.append((torch.arange(n, device=ids.device)[:, None] * width + columns[None]).flatten())
+            rows = slice(None)  # every column
+            where.append(grid.flatten())
+        logits.append(out.logits.flatten(0, 1)[rows])  # (m', V) the real columns' predictions
+        hidden += [out.hidden_states[-1].flatten(0, 1)[rows]] if with_hidden else []
     return torch.cat(logits), torch.cat(hidden) if with_hidden else None, torch.cat(where)
 
 

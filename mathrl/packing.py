@@ -13,8 +13,9 @@ Positions restart at each row's completion (the prompt's length + t), and attent
 rows apart: `packed_attention` gathers each row's queries and its keys (the prompt's columns
 and its own completion's) into a (rows, width) batch, attends as the padded batch would, and
 scatters the outputs back. Only the attention, a small part of the FLOPs, still sees padding.
-The numbers are those of the padded batch up to float rounding (tests/test_bench.py checks
-log-probs, entropies, values and gradients against a plain forward, in float64 exactly).
+The numbers are those of the padded batch up to float rounding (tests/test_packing.py: equal
+to 1e-12 in float64, values and gradients). Used on a CPU with SDPA or eager attention;
+elsewhere (GPUs, other attention kernels) the padded batch stays: not measured there.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ PACKED_ATTENTION = "mathrl_packed"
 PACKABLE = ("sdpa", "eager")
 # keys per query up to which attention is matmul-softmax-matmul on a CPU (logprobs.EAGER_MAX_COLUMNS: why)
 EAGER_MAX_COLUMNS = 256
+# Packing pays when at least this share of a chunk's completion columns is padding: its gathers
+# cost about what 7% of padding does (benchmarks/bench_packing.py, results/bench/speed4.md:
+# forward + backward 1.05x at 7% padding, 0.82x at 28%, 0.64x at 59%)
+MIN_PADDING = 0.1
 
 
 @dataclass
@@ -52,9 +57,11 @@ class PackedLayout:
 
 def can_pack(config, completion_mask: torch.Tensor) -> bool:
     """Packing needs an attention it can stand in for and completions without holes (a mask
-    of ones then zeros in every row, as rollouts and teacher-forced batches make them)."""
+    of ones then zeros in every row, as rollouts and teacher-forced batches make them), and
+    pays only with enough padding to remove."""
     contiguous = bool((completion_mask[:, 1:] <= completion_mask[:, :-1]).all())
-    return getattr(config, "_attn_implementation", None) in PACKABLE and contiguous
+    padding = 1.0 - float(completion_mask.float().mean())
+    return getattr(config, "_attn_implementation", None) in PACKABLE and contiguous and padding >= MIN_PADDING
 
 
 def pack(inverse: torch.Tensor, k: int, ids: torch.Tensor, positions: torch.Tensor, prompt_mask: torch.Tensor,

@@ -109,7 +109,9 @@ def test_layout_places_each_row_after_the_previous_one_of_its_prompt():
     assert layout.key_slot[2].tolist()[:3] == [0, 1, 2 + 3]  # prompt 0's columns, then its packed slot 3
 
 
-def test_holes_in_a_completion_mask_keep_the_padded_batch(tiny):
+def test_holes_or_too_little_padding_keep_the_padded_batch(tiny):
     config = tiny[0].config
     assert can_pack(config, torch.tensor([[1, 1, 0], [1, 0, 0]]))
-    assert not can_pack(config, torch.tensor([[1, 0, 1]]))
+    assert not can_pack(config, torch.tensor([[1, 0, 1], [1, 0, 0]]))  # a hole
+    assert not can_pack(config, torch.ones(2, 3))  # nothing to remove
+    assert not can_pack(config, torch.tensor([[1] * 10, [1] * 9 + [0]]))  # 5% padding: the gathers cost more
