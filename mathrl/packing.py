@@ -35,9 +35,9 @@ PACKABLE = ("sdpa", "eager")
 # keys per query up to which attention is matmul-softmax-matmul on a CPU (logprobs.EAGER_MAX_COLUMNS: why)
 EAGER_MAX_COLUMNS = 256
 # Packing pays when at least this share of a chunk's completion columns is padding: its gathers
-# cost about what 7% of padding does (benchmarks/bench_packing.py, results/bench/speed4.md:
-# forward + backward 1.05x at 7% padding, 0.82x at 28%, 0.64x at 59%)
-MIN_PADDING = 0.1
+# cost about what 3% of padding does (benchmarks/bench_packing.py, results/bench/speed4.md:
+# forward + backward 1.03x with no padding, 0.96x at 7%, 0.84x at 28%, 0.63x at 59%)
+MIN_PADDING = 0.05
 
 
 @dataclass
@@ -117,9 +117,9 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     K, C = key.shape[1], key.shape[2]
     n, w = layout.slot.shape
     scaling = D ** -0.5 if scaling is None else scaling
-    q = query.transpose(1, 2).reshape(k * S, H, D)[layout.slot].transpose(1, 2)  # (n, H, w, D)
-    keys = key.transpose(1, 2).reshape(k * C, K, D)[layout.key_slot].transpose(1, 2)  # (n, K, P + w, D)
-    values = value.transpose(1, 2).reshape(k * C, K, D)[layout.key_slot].transpose(1, 2)  # (n, K, P + w, D)
+    q = _rows(query, layout.slot).view(n, w, H, D).transpose(1, 2)  # (n, H, w, D)
+    keys = _rows(key, layout.key_slot).view(n, -1, K, D).transpose(1, 2)  # (n, K, P + w, D)
+    values = _rows(value, layout.key_slot).view(n, -1, K, D).transpose(1, 2)  # (n, K, P + w, D)
     L = keys.shape[2]
     if query.device.type == "cpu" and L <= EAGER_MAX_COLUMNS:  # each KV head read once by its H/K query heads
         scores = torch.matmul(q.reshape(n, K, H // K * w, D), keys.transpose(-1, -2)) * scaling  # (n, K, H/K*w, L)
@@ -129,7 +129,15 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     else:
         out = F.scaled_dot_product_attention(q, keys, values, attn_mask=layout.allowed, scale=scaling,
                                              enable_gqa=K != H)  # (n, H, w, D)
-    return out.transpose(1, 2).reshape(n * w, H, D)[layout.back].view(k, S, H, D), None
+    out = out.transpose(1, 2).reshape(n * w, H * D).index_select(0, layout.back)  # (k * S, H * D)
+    return out.view(k, S, H, D), None
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Columns `index` (any shape, flat over x's batch and columns) of x (b, heads, L, D), as
+    (index.numel(), heads * D) rows: index_select, whose backward is an index_add."""
+    b, heads, L, D = x.shape
+    return x.transpose(1, 2).reshape(b * L, heads * D).index_select(0, index.flatten())
 
 
 def _no_mask(*args, **kwargs):
