@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import torch
 
 from mathrl.models import compute_precision
-from mathrl.packing import can_pack, pack, packed_forward
+from mathrl.packing import EAGER_MAX_COLUMNS, can_pack, pack, packed_forward
 from mathrl.rollout import CACHE_KEY, instead_of_sdpa, position_ids
 
 
@@ -55,10 +55,6 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
         result["values"] = value_head(hidden)  # (m,)
     return {k: torch.nn.functional.pad(v.new_zeros(n * width).index_put((where,), v).view(n, width), (0, T - width))
             for k, v in result.items()}  # (n, T)
-
-
-# Sequences up to this many columns use transformers' eager attention on a CPU (see below).
-EAGER_MAX_COLUMNS = 256
 
 
 @contextmanager

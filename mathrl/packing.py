@@ -32,7 +32,8 @@ from transformers.masking_utils import AttentionMaskInterface
 PACKED_ATTENTION = "mathrl_packed"
 # attention implementations whose numbers packed_attention reproduces (others keep the padded batch)
 PACKABLE = ("sdpa", "eager")
-# keys per query up to which attention is matmul-softmax-matmul on a CPU (logprobs.EAGER_MAX_COLUMNS: why)
+# Sequences up to this many columns (keys per query here) attend by matmul-softmax-matmul on a
+# CPU instead of SDPA, in every log-prob pass (logprobs.short_sequence_attention says why).
 EAGER_MAX_COLUMNS = 256
 # Packing pays when at least this share of a chunk's completion columns is padding: its gathers
 # cost about what 3% of padding does (benchmarks/bench_packing.py, results/bench/speed4.md:
