@@ -36,16 +36,27 @@ def chunk(tokenizer, prompt: int, lengths: list[int]) -> tuple[torch.Tensor, tor
     return ids, mask
 
 
+def lengths_arg(text: str) -> list[int]:
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
+    return lengths
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prompt", type=int, default=57, help="prompt tokens (57: the arithmetic task's chat prompt)")
-    p.add_argument("--lengths", default="16,32,20,12,8,32,32,32", help="completion lengths, one per row")
+    p.add_argument("--lengths", type=lengths_arg, default="16,32,20,12,8,32,32,32",
+                   help="completion lengths, one per row")
     p.add_argument("--pairs", type=int, default=6, help="timed (padded, packed) pairs per measure")
     a = p.parse_args()
     torch.set_num_threads(1)
     reuse_freed_memory()  # as `mathrl run` does
     model, tokenizer = load_model("smollm2-135m", seed=0, dtype="bfloat16")
-    lengths = [int(x) for x in a.lengths.split(",")]
+    lengths = a.lengths
     ids, mask = chunk(tokenizer, a.prompt, lengths)
     def run(packed: bool, grad: bool) -> float:
         # forced either way: packing.MIN_PADDING (set from these numbers) must not pick the side
