@@ -2,6 +2,11 @@
 
     python benchmarks/bench_packing.py --prompt 57 --lengths 16,32,20,12,8,32,32,32
     python benchmarks/bench_packing.py --prompt 122 --lengths 512,512,180,250,300,512,220,90 --pairs 2
+    python benchmarks/bench_packing.py --task arithmetic-add2     # whole passes of a training step
+
+With `--task`, one GRPO rollout of that task (8 prompts x 8 samples, the `mathrl run`
+defaults) is drawn once, and the step's reference pass and update are timed on it, packed
+and padded alternately: what packing saves in a real step, on real completion lengths.
 
 One chunk of rows sharing a prompt of `--prompt` tokens, completions of `--lengths` tokens
 (random token ids: the cost does not depend on them), through `logprobs.forward_completion`
@@ -46,15 +51,57 @@ def lengths_arg(text: str) -> list[int]:
     return lengths
 
 
+def step_passes(task: str, pairs: int) -> None:
+    """Reference pass and update of one real rollout, packed against padded, alternating."""
+    import tempfile
+
+    from mathrl.config import build_config
+    from mathrl.run_state import build_run_state
+    from mathrl.train import advantages, grade, old_policy_outputs, reference_logprobs, rollout
+    from mathrl.update import policy_update
+
+    with tempfile.TemporaryDirectory(prefix="mathrl-bench-packing-") as out:
+        cfg = build_config("grpo", None, {"task": task, "threads": 1, "eval_limit": 0, "eval_every": 0,
+                                          "samples_every": 0, "save_final": False, "output": out})
+        state = build_run_state(cfg)
+        state.policy_is_reference = False  # a step after the first: the reference pass runs
+        batch = rollout(state, state.sampler.next(state.prompts_per_rank))
+        rewards = grade(state, batch)
+        lengths = batch.completion_mask.sum(-1)
+        print(f"{task}: {batch.size} rows, prompt {batch.prompt_len} columns, completions of "
+              f"{float(lengths.mean()):.1f} tokens on average, longest {int(lengths.max())} "
+              f"(limit {state.max_new_tokens})")
+        times: dict[tuple[bool, str], list[float]] = {}
+        for i in range(pairs):
+            for packed in ((False, True) if i % 2 == 0 else (True, False)):
+                logprobs.can_pack = lambda *args: packed
+                start = time.perf_counter()
+                ref = reference_logprobs(state, batch)
+                middle = time.perf_counter()
+                inputs, _ = advantages(state, batch, rewards, ref, old_policy_outputs(state, batch))
+                policy_update(state.model, state.value_head, state.optimizer, state.scheduler, state.accelerator,
+                              batch, inputs, state.update_params, state.generator)
+                end = time.perf_counter()
+                times.setdefault((packed, "reference"), []).append(middle - start)
+                times.setdefault((packed, "update"), []).append(end - middle)
+        for phase in ("reference", "update"):
+            padded, packed_ = times[(False, phase)], times[(True, phase)]
+            print(f"{phase}: padded {[round(t, 2) for t in padded]} s, packed {[round(t, 2) for t in packed_]} s, "
+                  f"median ratio {statistics.median(packed_) / statistics.median(padded):.3f}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--prompt", type=int, default=57, help="prompt tokens (57: the arithmetic task's chat prompt)")
     p.add_argument("--lengths", type=lengths_arg, default="16,32,20,12,8,32,32,32",
                    help="completion lengths, one per row")
     p.add_argument("--pairs", type=int, default=6, help="timed (padded, packed) pairs per measure")
+    p.add_argument("--task", help="time a training step's reference pass and update on this task's rollout")
     a = p.parse_args()
     torch.set_num_threads(1)
     reuse_freed_memory()  # as `mathrl run` does
+    if a.task:
+        return step_passes(a.task, a.pairs)
     model, tokenizer = load_model("smollm2-135m", seed=0, dtype="bfloat16")
     lengths = a.lengths
     ids, mask = chunk(tokenizer, a.prompt, lengths)
