@@ -32,6 +32,9 @@ from transformers.masking_utils import AttentionMaskInterface
 PACKED_ATTENTION = "mathrl_packed"
 # attention implementations whose numbers packed_attention reproduces (others keep the padded batch)
 PACKABLE = ("sdpa", "eager")
+# model families whose attention is plain causal softmax attention, as packed_attention computes it
+# (no sliding window, logit soft-capping, sinks or position bias: those keep the padded batch)
+PLAIN_ATTENTION_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 # Sequences up to this many columns (keys per query here) attend by matmul-softmax-matmul on a
 # CPU instead of SDPA, in every log-prob pass (logprobs.short_sequence_attention says why).
 EAGER_MAX_COLUMNS = 256
@@ -62,7 +65,16 @@ def can_pack(config, completion_mask: torch.Tensor) -> bool:
     pays only with enough padding to remove."""
     contiguous = bool((completion_mask[:, 1:] <= completion_mask[:, :-1]).all())
     padding = 1.0 - float(completion_mask.float().mean())
-    return getattr(config, "_attn_implementation", None) in PACKABLE and contiguous and padding >= MIN_PADDING
+    return (getattr(config, "_attn_implementation", None) in PACKABLE and _plain_attention(config) and contiguous
+            and padding >= MIN_PADDING)
+
+
+def _plain_attention(config) -> bool:
+    windowed = (getattr(config, "sliding_window", None) is not None
+                and (config.model_type == "mistral" or getattr(config, "use_sliding_window", False)))
+    layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    return (getattr(config, "model_type", None) in PLAIN_ATTENTION_TYPES and not windowed
+            and layer_types == {"full_attention"} and getattr(config, "attn_logit_softcapping", None) is None)
 
 
 def pack(inverse: torch.Tensor, k: int, ids: torch.Tensor, positions: torch.Tensor, prompt_mask: torch.Tensor,
@@ -114,6 +126,9 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     layout = _LAYOUT.get()
     if layout is None or dropout:
         raise RuntimeError("packed_attention runs only inside packing.packed_forward, without dropout")
+    unsupported = [k for k in ("sliding_window", "softcap", "s_aux", "position_bias") if kwargs.get(k) is not None]
+    if unsupported:  # can_pack keeps such models on the padded batch; never compute them wrongly
+        raise RuntimeError(f"packed_attention cannot apply {unsupported}")
     k, H, S, D = query.shape
     K, C = key.shape[1], key.shape[2]
     n, w = layout.slot.shape

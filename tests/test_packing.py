@@ -115,3 +115,16 @@ def test_holes_or_too_little_padding_keep_the_padded_batch(tiny):
     assert not can_pack(config, torch.tensor([[1, 0, 1], [1, 0, 0]]))  # a hole
     assert not can_pack(config, torch.ones(2, 3))  # nothing to remove
     assert not can_pack(config, torch.tensor([[1] * 20, [1] * 19 + [0]]))  # 2.5% padding: the gathers cost more
+
+
+@pytest.mark.parametrize("change", [dict(model_type="gemma2"), dict(model_type="mistral", sliding_window=4096),
+                                    dict(model_type="qwen2", use_sliding_window=True, sliding_window=64),
+                                    dict(layer_types=["sliding_attention", "full_attention"]),
+                                    dict(attn_logit_softcapping=50.0)])
+def test_attention_that_packing_cannot_reproduce_keeps_the_padded_batch(tiny, change):
+    config = copy.deepcopy(tiny[0].config)
+    mask = torch.tensor([[1, 1, 0], [1, 0, 0]])
+    assert can_pack(config, mask)
+    for key, value in change.items():
+        setattr(config, key, value)
+    assert not can_pack(config, mask)
