@@ -14,8 +14,9 @@ rows apart: `packed_attention` gathers each row's queries and its keys (the prom
 and its own completion's) into a (rows, width) batch, attends as the padded batch would, and
 scatters the outputs back. Only the attention, a small part of the FLOPs, still sees padding.
 The numbers are those of the padded batch up to float rounding (tests/test_packing.py: equal
-to 1e-12 in float64, values and gradients). Used on a CPU with SDPA or eager attention;
-elsewhere (GPUs, other attention kernels) the padded batch stays: not measured there.
+to 1e-12 in float64, values and gradients). Used on a CPU with SDPA or eager attention, for
+plain causal attention (PLAIN_ATTENTION_TYPES); elsewhere (GPUs, other attention kernels,
+sliding windows, soft-capping) the padded batch stays: not measured or not reproduced here.
 """
 
 from __future__ import annotations
