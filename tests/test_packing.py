@@ -27,6 +27,7 @@ def plain_forward(model, ids, mask, prompt_len, temperature, value_head):
             "entropy": -(logp.exp() * logp).sum(-1),  # (n, T)
             "values": value_head(out.hidden_states[-1][:, prompt_len - 1:-1])}  # (n, T)
 
+
 PROBLEMS = [Problem(id=str(i), question=q, gold="0", prompt=q) for i, q in
             enumerate(["What is 2+2?", "A longer question, so that prompts are left-padded: 9-4?"])]
 
