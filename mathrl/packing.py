@@ -131,7 +131,7 @@ def packed_attention(module, query, key, value, attention_mask, dropout: float =
     if unsupported:  # can_pack keeps such models on the padded batch; never compute them wrongly
         raise RuntimeError(f"packed_attention cannot apply {unsupported}")
     k, H, S, D = query.shape
-    K, C = key.shape[1], key.shape[2]
+    K = key.shape[1]
     n, w = layout.slot.shape
     scaling = D ** -0.5 if scaling is None else scaling
     q = _rows(query, layout.slot).view(n, w, H, D).transpose(1, 2)  # (n, H, w, D)
