@@ -25,10 +25,12 @@ PROBLEMS = [Problem(id=str(i), question=q, gold="0", prompt=q) for i, q in
 
 
 def plain_forward(model, ids, mask, prompt_len, temperature, value_head=None):
-    """The reference: one full forward over every column, log-softmax, gather."""
+    """The reference: one full forward over every column, log-softmax (at least float32, as
+    logprobs takes it; a float64 model stays float64), gather."""
     out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                 output_hidden_states=value_head is not None, use_cache=False)
-    logits = out.logits[:, prompt_len - 1:-1].float() / temperature  # (n, T, V)
+    logits = out.logits[:, prompt_len - 1:-1]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (n, T, V)
     logp = torch.log_softmax(logits, -1)  # (n, T, V)
     result = {"logp": logp.gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1),  # (n, T)
               "entropy": -(logp.exp() * logp).sum(-1)}  # (n, T)

@@ -14,18 +14,10 @@ import torch
 
 import mathrl.logprobs as logprobs
 from mathrl.packing import can_pack, pack
-from mathrl.rollout import hf_generate, position_ids
+from mathrl.rollout import hf_generate
 from mathrl.types import Problem
 
-
-def plain_forward(model, ids, mask, prompt_len, temperature, value_head):
-    """The reference: one full forward over every column, in the model's dtype."""
-    out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True,
-                use_cache=False)
-    logp = torch.log_softmax(out.logits[:, prompt_len - 1:-1] / temperature, -1)  # (n, T, V)
-    return {"logp": logp.gather(-1, ids[:, prompt_len:].unsqueeze(-1)).squeeze(-1),  # (n, T)
-            "entropy": -(logp.exp() * logp).sum(-1),  # (n, T)
-            "values": value_head(out.hidden_states[-1][:, prompt_len - 1:-1])}  # (n, T)
+from test_bench import plain_forward
 
 
 PROBLEMS = [Problem(id=str(i), question=q, gold="0", prompt=q) for i, q in
