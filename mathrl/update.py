@@ -80,7 +80,8 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     # entropy always: it is logged by every trainer (a softmax over the vocabulary, ~V FLOPs a
     # token against the forward's ~2N); it enters the loss only with entropy_coef > 0
     out = forward_completion(model, batch.input_ids[rows], batch.attention_mask[rows], batch.prompt_len,
-                             hp.temperature, with_entropy=True, value_head=value_head)
+                             hp.temperature, with_entropy=True, value_head=value_head,
+                             entropy_grad=hp.entropy_coef > 0)
     logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
     terms: dict[str, torch.Tensor] = {}
     old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)

@@ -68,6 +68,16 @@ def test_prefix_shared_forward_equals_a_plain_forward_values_and_gradients(tiny,
         torch.testing.assert_close(g_got, g_ref, atol=1e-4, rtol=1e-3)
 
 
+def test_entropy_without_grad_is_the_same_number_and_builds_no_graph(tiny, sampled):
+    model, _ = tiny
+    args = (model, sampled.input_ids, sampled.attention_mask, sampled.prompt_len, 0.7)
+    with_grad = forward_completion(*args, with_entropy=True)
+    logged = forward_completion(*args, with_entropy=True, entropy_grad=False)  # what the update logs
+    assert with_grad["entropy"].requires_grad and not logged["entropy"].requires_grad
+    assert logged["logp"].requires_grad  # the loss still trains through the log-probs
+    torch.testing.assert_close(logged["entropy"], with_grad["entropy"].detach(), atol=0, rtol=0)
+
+
 def test_columns_after_the_longest_completion_come_back_as_zeros(tiny, sampled):
     model, tokenizer = tiny
     P, length = sampled.prompt_len, 3
