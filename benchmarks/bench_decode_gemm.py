@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Callable
 
 import torch
 
@@ -42,13 +43,12 @@ def read_bandwidth(mib: int = 512, repeats: int = 5) -> float:
     return best
 
 
-def step_matmuls(decoder: Decoder, rows: int, resident: bool) -> tuple[callable, float, float]:
+def step_matmuls(decoder: Decoder, rows: int, resident: bool) -> tuple[Callable[[], None], float, float]:
     """A decode step's matmuls as a function, with its FLOPs and weight bytes."""
     layers = [decoder.layers[0]] * len(decoder.layers) if resident else decoder.layers
     hidden = torch.randn(rows, decoder.embed.shape[1], dtype=decoder.compute)  # (rows, H)
     attn = torch.randn(rows, decoder.heads * decoder.head_dim, dtype=decoder.compute)
-    # the MLP's inner width from the gate/up output (a packed weight's shape is its blocked layout's)
-    inner = torch.randn(rows, decoder._linear(hidden, layers[0].gate_up).shape[-1] // 2, dtype=decoder.compute)
+    inner = torch.randn(rows, layers[0].down.shape[1], dtype=decoder.compute)  # (rows, I); packed keeps (out, in)
 
     def run() -> None:
         for layer in layers:
@@ -61,7 +61,7 @@ def step_matmuls(decoder: Decoder, rows: int, resident: bool) -> tuple[callable,
 
     per_layer = sum(t.numel() for t in (layers[0].qkv, layers[0].out, layers[0].gate_up, layers[0].down))
     params = per_layer * len(layers) + (0 if resident else decoder.lm_head.numel())
-    return run, 2.0 * rows * params, 2.0 * params  # bf16: 2 bytes per weight
+    return run, 2.0 * rows * params, float(params * hidden.element_size())
 
 
 def main() -> None:
