@@ -31,7 +31,8 @@ from mathrl.rollout import CACHE_KEY, instead_of_sdpa, position_ids
 
 
 def forward_completion(model, input_ids, attention_mask, prompt_len: int, temperature: float = 1.0,
-                       with_entropy: bool = False, value_head=None, entropy_grad: bool = True) -> dict[str, torch.Tensor]:
+                       with_entropy: bool = False, value_head=None,
+                       entropy_grad: bool = True) -> dict[str, torch.Tensor]:
     """One chunk: log-probs (and optionally entropy, values) of completion tokens, with grad.
 
     Token t of the completion sits at column prompt_len + t and is predicted by the logits at
