@@ -24,6 +24,7 @@ import time
 from typing import Callable
 
 import torch
+from bench_packing import lengths_arg  # comma-separated positive integers, a clear error otherwise
 
 from mathrl.bench import matmul_peak
 from mathrl.costs import reuse_freed_memory
@@ -66,7 +67,7 @@ def step_matmuls(decoder: Decoder, rows: int, resident: bool) -> tuple[Callable[
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rows", type=lambda s: [int(x) for x in s.split(",")], default=[1, 16, 64],
+    p.add_argument("--rows", type=lengths_arg, default="1,16,64",
                    help="comma-separated row counts (16: the bench's 2 prompts x 8 samples)")
     p.add_argument("--repeats", type=int, default=7, help="timed steps per side and row count")
     a = p.parse_args()
