@@ -38,12 +38,12 @@ def run_guarded(debug: bool, fn, *args, **kwargs):
         fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
 
 
-def parse_sets(pairs: list[str]) -> dict[str, str]:
+def parse_sets(pairs: list[str], flag: str = "--set") -> dict[str, str]:
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            fail(f"--set expects key=value, got {pair!r}")
+            fail(f"{flag} expects key=value, got {pair!r}")
         out[key.strip()] = value
     return out
 
@@ -219,15 +219,30 @@ def compare(
     dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their settings and status (done / resume / new); train nothing."),
     only: Optional[str] = typer.Option(None, "--only", help="Run only these algorithms of the suite (comma-separated); the report covers every finished run."),
     set_: List[str] = typer.Option([], "--set", help="Override one config key in every run, e.g. --set threads=2 (repeatable; highest precedence)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once: local processes (the suite's threads split between them), or the most scheduler jobs running at once with --executor submitit."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine) or submitit (one Slurm job per run where sbatch exists, else submitit's local executor)."),
+    executor_option: List[str] = typer.Option([], "--executor-option", help="A submitit parameter, e.g. slurm_partition=gpu, timeout_min=120, gpus_per_node=1, cluster=local (repeatable)."),
+    plan_: bool = typer.Option(False, "--plan", help="Power analysis, training nothing: the finished runs as a pilot -> seeds each claim needs to resolve --delta at 80% power."),
+    delta: float = typer.Option(0.02, "--delta", help="The difference in pass@1 that --plan sizes the grid for."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-run progress bars."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """Run a suite's grid (algorithms x tasks x seeds at an equal budget), skipping finished runs, then report."""
     from mathrl.compare import compare as run_suite
+    from mathrl.compare import load_suite, power_plan
 
     algos = [a.strip() for a in only.split(",") if a.strip()] if only else None
+    if plan_:
+        def show_plan():
+            loaded = load_suite(suite)
+            typer.echo(power_plan(loaded, output or Path("results") / loaded.name, parse_sets(set_), delta))
+        run_guarded(debug, show_plan)
+        return
+    import yaml
+
+    options = {k: yaml.safe_load(v) for k, v in parse_sets(executor_option, "--executor-option").items()}
     outcomes = run_guarded(debug, run_suite, suite, output, parse_sets(set_), algos, dry_run, not quiet,
-                           lambda line: typer.echo(line, err=True))
+                           lambda line: typer.echo(line, err=True), jobs, executor, options)
     if any(o.action == "aborted" for o in outcomes):
         fail("some runs were aborted (see above); rerun the same command to retry them", code=3)
 

@@ -98,6 +98,7 @@ class Outcome:
     action: str  # trained | resumed | skipped | aborted
     final_acc: float | None = None
     seconds: float = 0.0
+    note: str = ""  # why a run was aborted
 
 
 # ---------------------------------------------------------------------------- the suite file
@@ -347,21 +348,33 @@ def _acc(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def finish(run: PlannedRun) -> None:
+    """A finished run is never resumed, and lands in results/: drop its checkpoints, compress
+    its samples."""
+    shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
+    RunDir(run.path).compress_samples()
+
+
 def compare(suite: str | Path | Suite, output: str | Path | None = None, overrides: dict[str, Any] | None = None,
             only: list[str] | None = None, dry_run: bool = False, progress: bool = True,
-            log: Callable[[str], None] = print) -> list[Outcome]:
-    """Run (or with dry_run only list) a suite's grid, then write <output>/report.md,
-    summary.json and the plots. Returns one Outcome per run, init runs first."""
-    from mathrl.run_state import RunAborted
+            log: Callable[[str], None] = print, jobs: int = 1, executor: str = "local",
+            executor_options: dict[str, Any] | None = None) -> list[Outcome]:
+    """Run (or with dry_run only list) a suite's grid, `jobs` runs at a time (mathrl/grid.py),
+    then write <output>/report.md, summary.json and the plots. Returns one Outcome per run:
+    the skipped ones first, then the others as they finish."""
+    from mathrl.grid import execute_all
 
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     output = Path(output) if output is not None else Path("results") / suite.name
+    _need(jobs >= 1, f"--jobs must be >= 1, got {jobs}")
     runs = plan(suite, output, overrides, only)
     for run in runs:  # a stale folder fails before hours of training, not in the middle
         if status(run) == "done":
             check_same_config(run)
-    log(f"suite {suite.name} v{suite.version}: {len(runs)} runs -> {output}  (budget: {budget_line(suite, runs)})")
+    log(f"suite {suite.name} v{suite.version}: {len(runs)} runs -> {output}  (budget: {budget_line(suite, runs)})"
+        + (f"; {jobs} at a time ({executor})" if jobs > 1 or executor != "local" else ""))
     outcomes: list[Outcome] = []
+    todo = []
     for i, run in enumerate(runs, 1):
         head, state = f"[{i}/{len(runs)}] {run.name}", status(run)
         if dry_run or state == "done":
@@ -369,17 +382,16 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
             log(f"{head}: {state}  {run_line(run)}" if dry_run else f"{head}: skipped (finished), final acc {_acc(acc)}")
             outcomes += [] if dry_run else [Outcome(run, "skipped", acc)]
             continue
-        log(f"{head}: {'resuming' if state == 'resume' else 'started'}  {run_line(run)}")
-        start = time.time()
-        try:
-            action = execute(run, progress)
-        except RunAborted as e:
-            log(f"{head}: aborted: {str(e).splitlines()[0]}")
-            outcomes.append(Outcome(run, "aborted", seconds=time.time() - start))
-            continue
-        shutil.rmtree(run.path / "checkpoints", ignore_errors=True)  # finished: never resumed
-        outcomes.append(Outcome(run, action, final_accuracy(run.path), time.time() - start))
-        log(f"{head}: {action}, final acc {_acc(outcomes[-1].final_acc)} ({outcomes[-1].seconds / 60:.1f} min)")
+        log(f"{head}: {'resuming' if state == 'resume' else 'queued'}  {run_line(run)}")
+        todo.append(run)
+
+    def done(o: Outcome) -> None:
+        outcomes.append(o)
+        text = f"aborted: {o.note}" if o.action == "aborted" else f"{o.action}, final acc {_acc(o.final_acc)}"
+        log(f"[{len(outcomes)}/{len(runs)}] {o.run.name}: {text} ({o.seconds / 60:.1f} min)")
+
+    if todo and not dry_run:
+        execute_all(todo, jobs, executor, executor_options, progress and jobs == 1, done)
     if not dry_run:  # with --only, the report still covers every run of the suite that exists
         report = write_suite_report(suite, plan(suite, output, overrides) if only else runs, output)
         log(f"report: {report}")
@@ -387,6 +399,21 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
 
 
 # ---------------------------------------------------------------------------- the report
+def power_plan(suite: Suite, output: Path, overrides: dict[str, Any] | None = None, delta: float = 0.02) -> str:
+    """`--plan`: the finished runs of the suite as a pilot -> the seeds each claim needs
+    (claims.py, "Power"), as markdown."""
+    from mathrl.claims import markdown
+    from mathrl.report import group_runs, load_run, pairwise
+
+    runs = [r for r in plan(suite, output, overrides) if not r.is_init and status(r) == "done"]
+    _need(bool(runs), f"--plan needs finished runs of suite {suite.name} under {output} (a pilot); none found")
+    result = pairwise(group_runs([load_run(r.path) for r in runs]), delta=delta)
+    lines = markdown(result)
+    _need(any(line == "## Power" for line in lines),
+          f"--plan needs at least 2 finished seeds per algorithm with evaluation samples under {output}")
+    return "\n".join(lines[lines.index("## Power"):] + [f"Intervals: {result['method']}."])
+
+
 def budget_line(suite: Suite, runs: list[PlannedRun]) -> str:
     grid = [r for r in runs if not r.is_init]
     if suite.budget:

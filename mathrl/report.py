@@ -19,8 +19,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mathrl.metrics import mean_ci95
+from mathrl import claims
+from mathrl.claims import md_table
 from mathrl.report_plots import write_plots
+from mathrl.stats import t_interval
 from mathrl.results import RunDir, to_json
 
 DASH = "—"
@@ -105,8 +107,8 @@ def _stat(values: list[float | None]) -> dict[str, Any]:
     xs = [float(v) for v in values if v is not None]
     if not xs:
         return {"mean": None, "ci95": None, "n": 0}
-    mean, hw = mean_ci95(xs)
-    return {"mean": mean, "ci95": None if math.isnan(hw) else hw, "n": len(xs)}
+    est = t_interval(xs)
+    return {"mean": est.mean, "ci95": None if math.isnan(est.hi) else est.hi - est.mean, "n": len(xs)}
 
 
 def group_runs(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,13 +188,6 @@ def _fmt_stat(s: dict[str, Any], kind: str, n_runs: int) -> str:
     return text
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    esc = [[c.replace("|", "\\|") for c in row] for row in [header, *rows]]
-    lines = ["| " + " | ".join(r) + " |" for r in esc]
-    lines.insert(1, "|" + "|".join("---" for _ in header) + "|")
-    return "\n".join(lines)
-
-
 def render_markdown(
     title: str, groups: list[dict], runs: list[dict], plots: list[tuple[str, str]],
     warm: list[dict] | None = None, pairs: dict[str, Any] | None = None,
@@ -230,7 +225,7 @@ def render_markdown(
         f"# {title}", "",
         f"{len(runs)} runs in {len(groups)} groups, grouped by (algorithm, task, model).", "",
         "## Results", "",
-        _md_table(head, group_rows), "",
+        md_table(head, group_rows), "",
         "Each cell is the mean over seeds ± the half-width of its 95% confidence interval "
         "(Student t, n−1 degrees of freedom); a single seed shows no interval, and (n=…) marks "
         "a mean over fewer runs than the group has. Accuracy and pass/maj@k are from the final "
@@ -241,7 +236,7 @@ def render_markdown(
         "(mathrl/compute.py: 6N per trained token, 2N per generated or scored token); wall "
         "time includes in-training evaluation, not start-up or checkpoint writing.", "",
         "## Runs", "",
-        _md_table(["run", "algorithm", "task", "model", "seed", "final acc", "lenient acc", "best acc", pk, mk,
+        md_table(["run", "algorithm", "task", "model", "seed", "final acc", "lenient acc", "best acc", pk, mk,
                    "KL drift", "FLOPs", "wall time"], run_rows), "",
         "Here ± is the standard error of the final accuracy over the evaluation problems.", "",
     ]  # fmt: skip
@@ -249,18 +244,12 @@ def render_markdown(
         parts += ["## Warm start", "",
                   "Every run above starts from this model; it is not one of the compared algorithms. "
                   "Its final evaluation is the dotted grey line in the accuracy plots.", "",
-                  _md_table(["run", "algorithm", "steps", "final acc", "lenient acc", "pass@1"],
+                  md_table(["run", "algorithm", "steps", "final acc", "lenient acc", "pass@1"],
                             [[w["name"], w["algo"], str(w["steps"]), _fmt_num(w["final_acc"], "acc"),
                               _fmt_num(w["final_acc_lenient"], "acc"), _fmt_num(w["pass1"], "acc")] for w in warm]),
                   ""]
-    if pairs and pairs["rows"]:
-        parts += ["## Differences between algorithms", "",
-                  f"Metric: {pairs['metric']}. Each row is the mean over seeds of (first − second), paired by "
-                  "seed, with its 95% CI (Student t, n−1 df). An ordering is claimed only where the CI "
-                  "excludes 0.", "",
-                  _md_table(["first", "second", "seeds", "mean difference", "95% CI", "verdict"],
-                            [[r["first"], r["second"], str(r["n"]), f"{r['mean']:+.3f}",
-                              f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", r["verdict"]] for r in pairs["rows"]]), ""]
+    if pairs:
+        parts += claims.markdown(pairs)
     if plots:
         parts += ["## Plots", "",
                   "In the curves, thin lines are single seeds, the thick line is their mean at the "
@@ -287,30 +276,14 @@ def _missing(run: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------------------- entry point
-def pairwise(groups: list[dict]) -> dict[str, Any]:
-    """Every pair of groups, (first − second) per shared seed, with a 95% t-interval over seeds.
-
-    The metric is the least noisy one every run has: lenient pass@1 from n samples, else the
-    lenient greedy accuracy, else the greedy accuracy."""
+def pairwise(groups: list[dict], delta: float = 0.02) -> dict[str, Any]:
+    """Every claim of the report (claims.py): each group's gain over its start and each pair's
+    difference. Without per-problem samples the claims use the least noisy metric every run has:
+    lenient pass@1 from n samples, else the lenient greedy accuracy, else the greedy accuracy."""
     runs = [r for g in groups for r in g["runs"]]
     metric = next((m for m in ("pass1_lenient", "final_acc_lenient", "final_acc")
                    if runs and all(r[m] is not None for r in runs)), None)
-    out: dict[str, Any] = {"metric": metric, "rows": []}
-    if metric is None:
-        return out
-    for i, a in enumerate(groups):
-        for b in groups[i + 1:]:
-            by_seed = {r["seed"]: r[metric] for r in b["runs"]}
-            diffs = [r[metric] - by_seed[r["seed"]] for r in a["runs"] if r["seed"] in by_seed]
-            if len(diffs) < 2:
-                continue
-            mean, hw = mean_ci95(diffs)
-            lo, hi = mean - hw, mean + hw
-            verdict = (f"{a['label']} > {b['label']}" if lo > 0 else f"{b['label']} > {a['label']}" if hi < 0
-                       else "not separated")
-            out["rows"].append({"first": a["label"], "second": b["label"], "n": len(diffs), "mean": mean,
-                                "lo": lo, "hi": hi, "verdict": verdict})
-    return out
+    return claims.claims(groups, metric, delta=delta)
 
 
 def write_report(run_dirs: list[Path], output_dir: Path, title: str | None = None,

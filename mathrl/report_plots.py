@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mathrl.metrics import mean_ci95
+from mathrl.stats import t_interval
 
 Series = list[tuple[float, float, float]]  # (step, x, y)
 
@@ -44,9 +44,9 @@ def seed_mean(all_series: list[Series]) -> tuple[list[float], list[float], list[
     for s in common:
         pts = [d[s] for d in by_step]
         xs.append(sum(p[0] for p in pts) / len(pts))
-        mean, hw = mean_ci95([p[1] for p in pts])
-        ys.append(mean)
-        hws.append(0.0 if hw != hw else hw)  # NaN (one seed): no band
+        est = t_interval([p[1] for p in pts])
+        ys.append(est.mean)
+        hws.append(0.0 if est.hi != est.hi else est.hi - est.mean)  # NaN (one seed): no band
     return xs, ys, hws
 
 

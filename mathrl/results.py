@@ -3,7 +3,7 @@
     <run>/config.json      resolved config + environment_info()
     <run>/metrics.jsonl    one JSON object per step
     <run>/eval/<name>.json evaluation results
-    <run>/samples/<name>.jsonl
+    <run>/samples/<name>.jsonl  (.jsonl.gz once compressed for committing: read_samples reads both)
     <run>/checkpoints/     resumable state (written by checkpoint.py)
     <run>/final/           a plain Hugging Face model folder
 
@@ -15,6 +15,7 @@ and numpy scalars are written through `.item()`, paths as strings, tuples as lis
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -61,13 +62,13 @@ def to_json(x: Any, indent: int | None = None) -> str:
     return json.dumps(jsonable(x), indent=indent, allow_nan=False, ensure_ascii=False)
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_atomic(path: Path, text: str | bytes) -> None:
     """Temp file beside `path`, fsync, os.replace: a reader sees old or new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode("utf-8") if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -177,8 +178,27 @@ class RunDir:
         _write_atomic(path, "".join(to_json(r) + "\n" for r in rows))
 
     def read_samples(self, name: str) -> list[dict[str, Any]]:
+        """The rows of samples/<name>.jsonl, or of its gzip-compressed form .jsonl.gz (how
+        committed results keep their samples: compress_samples)."""
         path = self.samples_dir / f"{_check_name(name)}.jsonl"
-        return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        if not path.is_file() and path.with_suffix(".jsonl.gz").is_file():
+            text = gzip.decompress(path.with_suffix(".jsonl.gz").read_bytes()).decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        return [json.loads(x) for x in text.splitlines() if x.strip()]
+
+    def compress_samples(self, keep_train_every: int = 0) -> None:
+        """Make a finished run lean enough to commit: every samples/*.jsonl becomes .jsonl.gz
+        (eval samples in full: they are the evidence a reader re-grades), and with
+        keep_train_every = k only every k-th step's training samples are kept."""
+        for path in sorted(self.samples_dir.glob("*.jsonl")):
+            step = path.stem.removeprefix("train-step-")
+            if keep_train_every and step != path.stem and step.isdigit() and int(step) % keep_train_every:
+                path.unlink()
+                continue
+            gz = path.with_suffix(".jsonl.gz")
+            _write_atomic(gz, gzip.compress(path.read_bytes(), mtime=0))
+            path.unlink()
 
 
 def is_run_dir(path: str | Path) -> bool:

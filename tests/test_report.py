@@ -100,7 +100,7 @@ def test_report_table_ci_and_plots(runs, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     g = summary["groups"][0]
     assert g["final_acc"]["mean"] == pytest.approx(0.6)
-    assert g["final_acc"]["ci95"] == pytest.approx(4.303 * 0.1 / 3**0.5)
+    assert g["final_acc"]["ci95"] == pytest.approx(4.3027 * 0.1 / 3**0.5, rel=1e-4)  # t_{0.975, 2} = 4.3027
     assert g["runs"] == ["grpo-s0", "grpo-s1", "grpo-s2"]
     assert summary["runs"][0]["path"] == "../grpo-s0"  # relative: the summary is committed
     assert summary["groups"][1]["final_acc"]["ci95"] is None  # one seed
@@ -148,7 +148,7 @@ def test_series_forward_fills_x_and_seed_mean_aligns_steps():
     seed1 = [(1, 12, 0.4), (2, 20, 0.9), (3, 32, 0.8)]
     xs, ys, hws = seed_mean([seed0, seed1])
     assert xs == [11, 31] and ys == pytest.approx([0.3, 0.7])
-    assert hws == pytest.approx([12.706 * 0.1, 12.706 * 0.1])  # stderr of 2 values 0.2 apart: 0.1
+    assert hws == pytest.approx([12.706 * 0.1, 12.706 * 0.1], rel=1e-4)  # stderr of 2 values 0.2 apart: 0.1
 
 
 def test_pairwise_differences_claim_an_order_only_when_the_ci_excludes_zero(tmp_path):
@@ -161,12 +161,17 @@ def test_pairwise_differences_claim_an_order_only_when_the_ci_excludes_zero(tmp_
     results = _table(md, "## Results")
     assert [row[0] for row in results[1:]] == ["grpo", "sft", "ppo"]  # the warm start is not compared
     assert "init-sft-gsm8k-s0" in _table(md, "## Warm start")[1][0]
-    rows = {(r[0], r[1]): r for r in _table(md, "## Differences between algorithms")[1:]}
+    rows = {r[0]: r for r in _table(md, "## Claims")[1:]}
+    # no per-problem samples: the seed-level fallback, marked (t).
     # grpo - sft per seed: 0.2, 0.25, 0.25 -> mean 0.2333, sd 0.02887, se 0.01667, t(2) 4.303 -> +-0.0717
-    assert rows[("grpo", "sft")][3:] == ["+0.233", "[+0.162, +0.305]", "grpo > sft"]
+    assert rows["grpo − sft (t)"][2:4] == ["+0.233", "[+0.162, +0.305]"]
+    # p(t = 14.0, 2 df) = 0.0051; Holm over 3 claims: x3 = 0.015 < 0.05 -> ordered
+    assert rows["grpo − sft (t)"][5:7] == ["0.0051", "0.015"] and rows["grpo − sft (t)"][8] == "grpo > sft"
     # grpo - ppo: -0.1, +0.1, 0.0 -> the interval holds 0: no order is claimed
-    assert rows[("grpo", "ppo")][5] == "not separated"
+    assert rows["grpo − ppo (t)"][8] == "not resolved at this power"
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["pairwise"]["metric"] == "final_acc" and summary["warm_start"][0]["algo"] == "sft"
+    assert all("p_holm" in r and "p" in r for r in summary["pairwise"]["rows"]) and len(summary["pairwise"]["rows"]) == 3
+    assert "Student-t" in summary["pairwise"]["method"]
     legend_labels = [g["label"] for g in summary["groups"]]
     assert legend_labels == ["grpo", "sft", "ppo"]  # curves are named by algorithm, not by a run path
