@@ -45,7 +45,8 @@ def main() -> None:
     temperature = args.temperature if args.temperature is not None else cfg["temperature"]
     models = {"before": cfg["model"], **{d.name: str(d / "final") for d in run_dirs}}
     results = {name: sample(name, path, cfg, args, ks, temperature, out) for name, path in models.items()}
-    summary = compare(results, ks, args, temperature)
+    before = results.pop("before")  # one model before RL: every seed shares its sample
+    summary = compare({name: (before, after) for name, after in results.items()}, ks, args.n, temperature, True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot(summary, out / "pass_maj_vs_k.png")
     for row in summary["per_seed"]:
@@ -93,28 +94,36 @@ def per_problem(result: dict, k: int, kind: str, lenient: bool = True) -> list[f
     return out
 
 
-def compare(results: dict, ks: tuple[int, ...], args, temperature: float) -> dict:
-    from mathrl.metrics import bootstrap_ci, mean_ci95
+def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, temperature: float,
+            shared_before: bool) -> dict:
+    """pairs: seed -> (before, after) results on the same problems. Per seed, the paired gain
+    with a bootstrap over problems; over seeds, a crossed bootstrap over seeds and problems
+    (mathrl/stats.py), so the interval carries the noise of both."""
+    import numpy as np
 
-    before = results["before"]
-    per_seed, deltas = [], {(m, k): [] for m in ("pass", "maj") for k in ks}
-    for name, after in results.items():
-        if name == "before":
-            continue
+    from mathrl.stats import METHOD, crossed_bootstrap
+
+    per_seed, gains = [], {(m, k): [] for m in ("pass", "maj") for k in ks}
+    for name, (before, after) in pairs.items():
         row = {"seed": name, "pass": {}, "maj": {}}
         for m in ("pass", "maj"):
             for k in ks:
                 b, a = per_problem(before, k, m), per_problem(after, k, m)
                 diffs = [x - y for x, y in zip(a, b)]  # the same problems, in the same order
-                row[m][str(k)] = {"before": sum(b) / len(b), "after": sum(a) / len(a),
-                                  "ci95": list(bootstrap_ci(diffs, n_boot=5000))}
-                deltas[(m, k)].append(sum(diffs) / len(diffs))
+                est = crossed_bootstrap(np.array([diffs]))
+                row[m][str(k)] = {"before": sum(b) / len(b), "after": sum(a) / len(a), "ci95": [est.lo, est.hi]}
+                gains[(m, k)].append(diffs)
         per_seed.append(row)
-    over_seeds = {f"{m}@{k}": dict(zip(("mean", "half_width"), mean_ci95(v))) for (m, k), v in deltas.items()}
-    return {"n": args.n, "problems": len(before["rows"]), "temperature": temperature, "grade": "lenient",
-            "before": {f"{m}@{k}": sum(per_problem(before, k, m)) / len(before["rows"]) for m in ("pass", "maj")
-                       for k in ks},
-            "per_seed": per_seed, "gain_over_seeds": over_seeds}
+    over = {}
+    for (m, k), rows in gains.items():
+        est = crossed_bootstrap(np.array(rows))
+        over[f"{m}@{k}"] = {"mean": est.mean, "ci95": [est.lo, est.hi], "p": est.p}
+    first = next(iter(pairs.values()))
+    return {"n": n, "problems": len(first[0]["rows"]), "temperature": temperature, "grade": "lenient",
+            "shared_before": shared_before, "method": METHOD,
+            "before": {f"{m}@{k}": float(np.mean([sum(per_problem(b, k, m)) / len(b["rows"]) for b, _ in pairs.values()]))
+                       for m in ("pass", "maj") for k in ks},
+            "per_seed": per_seed, "gain_over_seeds": over}
 
 
 def plot(summary: dict, path: Path) -> None:

@@ -116,9 +116,11 @@ KEYS = ("accuracy", "accuracy_lenient", "pass@1", "pass@1_lenient")
 
 
 def summarize(args, runs: list[dict]) -> dict:
-    from mathrl.metrics import bootstrap_ci, mean_ci95
+    import numpy as np
 
-    per_seed, paired = [], []
+    from mathrl.stats import METHOD, crossed_bootstrap, t_interval
+
+    per_seed, paired = [], []  # paired: per seed, (after - before) of each problem
     for r in runs:
         start, end = r["evals"][0], r["evals"][-1]
         row = {"seed": r["seed"], "wall_min": r["wall_s"] / 60, "steps": [e["step"] for e in r["evals"]]}
@@ -127,17 +129,19 @@ def summarize(args, runs: list[dict]) -> dict:
         row["kl_k3_end"] = (end.get("kl_drift") or {}).get("k3_token")
         row["gain_pass@1_lenient"] = end["pass@1_lenient"] - start["pass@1_lenient"]
         per_seed.append(row)
-        for pid, after in end["per_problem"].items():  # the same problems: paired differences
-            before = start["per_problem"][pid]
-            paired.append(after["c_lenient"] / after["n"] - before["c_lenient"] / before["n"])
+        ids = sorted(end["per_problem"])  # the same problems at both evaluations: paired
+        paired.append([end["per_problem"][i]["c_lenient"] / end["per_problem"][i]["n"]
+                       - start["per_problem"][i]["c_lenient"] / start["per_problem"][i]["n"] for i in ids])
     gains = [s["gain_pass@1_lenient"] for s in per_seed]
-    mean, half = mean_ci95(gains)
+    over_seeds = t_interval(gains)
+    crossed = crossed_bootstrap(np.array(paired))
     return {"command": "python benchmarks/bench_reasoning.py " + " ".join(
                 [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "set"]
                 + [f"--set {kv}" for kv in args.set]),
             "task": args.task, "model": args.model, "per_seed": per_seed,
-            "gain_pass@1_lenient": {"mean": mean, "ci95_seeds": [mean - half, mean + half] if len(gains) > 1 else None,
-                                    "ci95_bootstrap_problems_x_seeds": list(bootstrap_ci(paired, n_boot=5000)),
+            "gain_pass@1_lenient": {"mean": over_seeds.mean,
+                                    "ci95_seeds": [over_seeds.lo, over_seeds.hi] if len(gains) > 1 else None,
+                                    "ci95_seeds_x_problems": [crossed.lo, crossed.hi], "method": METHOD,
                                     "per_seed": gains},
             "wall_min_mean": statistics.mean(s["wall_min"] for s in per_seed)}
 
@@ -151,7 +155,7 @@ def print_table(summary: dict) -> None:
     g = summary["gain_pass@1_lenient"]
     ci = g["ci95_seeds"]
     print(f"gain in lenient pass@1: {g['mean']:+.3f}" + (f", 95% CI over seeds [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-          + ", bootstrap over problems x seeds [{:+.3f}, {:+.3f}]".format(*g["ci95_bootstrap_problems_x_seeds"]))
+          + ", crossed bootstrap over seeds and problems [{:+.3f}, {:+.3f}]".format(*g["ci95_seeds_x_problems"]))
 
 
 def plot(runs: list[dict], path: Path, task: str) -> None:

@@ -27,7 +27,7 @@ from importlib import metadata
 
 import torch
 
-from mathrl.metrics import mean_ci95
+from mathrl.stats import t_interval
 from mathrl.models import load_model
 from mathrl.rollout import encode_prompts, hf_generate
 from mathrl.rollout_vllm import VLLMRollout
@@ -154,11 +154,13 @@ def arithmetic_rewards(model, tok, vllm_rollout, prompts: int, group: int, max_n
                          "truncated": round(float(batch.truncated.float().mean()), 4),
                          "mean_len": round(float(batch.completion_mask.sum(1).mean()), 2), "seconds": round(seconds, 1)}
         for metric, values in per_prompt[name].items():
-            mean, half = mean_ci95(values)
+            est = t_interval(values)
+            mean, half = est.mean, est.hi - est.mean
             summary[name][metric] = {"mean": round(mean, 4), "ci95": round(half, 4)}
         print(name, summary[name], flush=True)
     for metric in ("reward", "last_int_correct"):
-        diff, half = mean_ci95([v - h for v, h in zip(per_prompt["vllm"][metric], per_prompt["hf"][metric])])
+        est = t_interval([v - h for v, h in zip(per_prompt["vllm"][metric], per_prompt["hf"][metric])])
+        diff, half = est.mean, est.hi - est.mean
         summary[f"paired_diff_vllm_minus_hf/{metric}"] = {"mean": round(diff, 4), "ci95": round(half, 4),
                                                            "ci_contains_0": abs(diff) <= half}
     return summary

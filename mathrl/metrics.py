@@ -1,6 +1,7 @@
-"""Pure statistics of evaluation: pass@k, maj@k, standard errors and confidence intervals.
+"""Pure statistics of one evaluation: pass@k, maj@k, the standard error of an accuracy.
 
-No torch and no scipy: these run in the report on a laptop as well as in the trainer.
+No torch and no scipy: these run in the trainer. Intervals and tests that compare runs live in
+mathrl/stats.py.
 """
 
 from __future__ import annotations
@@ -11,19 +12,7 @@ if TYPE_CHECKING:
     import torch
 
 import math
-import random
 from collections.abc import Callable, Sequence
-
-# Two-sided 95% Student-t critical values t_{0.975, df} for df = 1..30 (standard tables).
-# Hard-coded because the only use is a CI over a handful of seeds, and scipy would be a
-# dependency for one number. Beyond df = 30 we use the normal 1.96, which understates the
-# half-width by at most 4% (t_{0.975, 31} = 2.040) and by < 1% from df = 120 on.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
-
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples of which c are correct (Chen et al. 2021, Eq. 1).
@@ -103,55 +92,6 @@ def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
         return mean, math.nan
     var = sum((x - mean) ** 2 for x in xs) / (n - 1)
     return mean, math.sqrt(var / n)
-
-
-def t_critical_95(df: int) -> float:
-    """Two-sided 95% Student-t critical value; 1.96 past the table (df > 30)."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    return _T975[df - 1] if df <= len(_T975) else 1.96
-
-
-def mean_ci95(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% confidence interval, Student t with n-1 df.
-
-    Meant for a metric over seeds (n = 3..5), where the normal 1.96 would be far too narrow
-    (t = 4.30 for 3 seeds). The half-width of a single value is NaN.
-    """
-    mean, se = mean_stderr(values)
-    if math.isnan(se):
-        return mean, math.nan
-    return mean, t_critical_95(len(values) - 1) * se
-
-
-def bootstrap_ci(
-    values: Sequence[float], conf: float = 0.95, n_boot: int = 1000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the mean (Efron 1979).
-
-    Resamples with a private random.Random(seed), so the interval is reproducible and the
-    global RNG the trainer seeds is left untouched.
-    """
-    xs = [float(v) for v in values]
-    if not xs:
-        raise ValueError("bootstrap_ci of an empty sequence")
-    if not (0.0 < conf < 1.0):
-        raise ValueError(f"conf must be in (0, 1), got {conf}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
-    rng = random.Random(seed)
-    n = len(xs)
-    means = sorted(sum(rng.choices(xs, k=n)) / n for _ in range(n_boot))
-    alpha = (1.0 - conf) / 2.0
-    return _quantile(means, alpha), _quantile(means, 1.0 - alpha)
-
-
-def _quantile(sorted_xs: list[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted data (numpy's default 'linear' method)."""
-    pos = q * (len(sorted_xs) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (pos - lo)
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> float:

@@ -2,7 +2,7 @@
 
 Runs are grouped by (algo, task, model) from config.json, so that only seeds of the same
 experiment are pooled; a group's number is the mean over its seeds with a 95% Student-t
-interval (metrics.mean_ci95). Every run is also listed on its own. A value a run lacks is
+interval (stats.t_interval); the claims between groups are in claims.py. Every run is also listed on its own. A value a run lacks is
 shown as "—" and left out of its group's mean (the table then says how many runs it pools).
 
 Inputs read (see results.py): config.json keys algo, task, model, seed; metrics.jsonl keys
