@@ -348,11 +348,20 @@ def _acc(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def finish(run: PlannedRun) -> None:
-    """A finished run is never resumed, and lands in results/: drop its checkpoints, compress
-    its samples."""
+def run_one(run: PlannedRun, progress: bool = False) -> Outcome:
+    """Bring one planned run to done (in this process, a pool worker or a scheduler job:
+    everything it needs travels in `run`). A finished run is never resumed and lands in
+    results/: its checkpoints are dropped and its samples compressed."""
+    from mathrl.run_state import RunAborted
+
+    start = time.time()
+    try:
+        action = execute(run, progress)
+    except RunAborted as e:
+        return Outcome(run, "aborted", seconds=time.time() - start, note=str(e).splitlines()[0])
     shutil.rmtree(run.path / "checkpoints", ignore_errors=True)
     RunDir(run.path).compress_samples()
+    return Outcome(run, action, final_accuracy(run.path), time.time() - start)
 
 
 def compare(suite: str | Path | Suite, output: str | Path | None = None, overrides: dict[str, Any] | None = None,
@@ -391,7 +400,7 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
         log(f"[{len(outcomes)}/{len(runs)}] {o.run.name}: {text} ({o.seconds / 60:.1f} min)")
 
     if todo and not dry_run:
-        execute_all(todo, jobs, executor, executor_options, progress and jobs == 1, done)
+        execute_all(run_one, todo, jobs, executor, executor_options, progress and jobs == 1, done)
     if not dry_run:  # with --only, the report still covers every run of the suite that exists
         report = write_suite_report(suite, plan(suite, output, overrides) if only else runs, output)
         log(f"report: {report}")

@@ -4,13 +4,14 @@ or a cluster scheduler through submitit (Slurm; its local executor where there i
 Warm-start runs go first (every grid run loads one's final/), then the grid. With `jobs` local
 processes the suite's threads are split between them: N one-thread runs fill N cores, where one
 run of a tiny model could not use a second core (its step is overhead, not arithmetic). A run is
-a pure function of its config (compare.execute), so where it executes cannot change a number.
+a pure function of its config (compare.run_one), so where it executes cannot change a number.
 """
 
 from __future__ import annotations
 
 import os
-import time
+import signal
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
@@ -18,21 +19,20 @@ from multiprocessing import get_context
 from typing import Any
 
 EXECUTORS = ("local", "submitit")
+_parent: int | None = None  # in a pool worker: the pid of the `mathrl compare` that started it
 
 
-def run_one(run, progress: bool = False):
-    """Bring one planned run to done and return its compare.Outcome (also in a child process or
-    a scheduler job: everything it needs travels in `run`)."""
-    from mathrl import compare
-    from mathrl.run_state import RunAborted
+def _call(fn: Callable, run, progress: bool):
+    """fn(run, progress) in a worker; a worker orphaned by a killed `mathrl compare` exits once
+    its run has stopped (checkpointed) instead of waiting for work that never comes."""
+    from mathrl.checkpoint import Interrupted
 
-    start = time.time()
     try:
-        action = compare.execute(run, progress)
-    except RunAborted as e:
-        return compare.Outcome(run, "aborted", seconds=time.time() - start, note=str(e).splitlines()[0])
-    compare.finish(run)
-    return compare.Outcome(run, action, compare.final_accuracy(run.path), time.time() - start)
+        return fn(run, progress)
+    except Interrupted as e:
+        if _parent is not None and os.getppid() != _parent:
+            os._exit(e.exit_code)
+        raise
 
 
 def split_threads(runs: list, jobs: int) -> list:
@@ -43,10 +43,12 @@ def split_threads(runs: list, jobs: int) -> list:
             for r in runs]
 
 
-def execute_all(runs: list, jobs: int = 1, executor: str = "local", options: dict[str, Any] | None = None,
-                progress: bool = True, on_done: Callable[[Any], None] = lambda o: None) -> list:
-    """Run `runs` (warm starts first, each stage to completion) and return their outcomes in
-    order of completion; `on_done` sees each as it lands."""
+def execute_all(fn: Callable, runs: list, jobs: int = 1, executor: str = "local",
+                options: dict[str, Any] | None = None, progress: bool = True,
+                on_done: Callable[[Any], None] = lambda o: None) -> list:
+    """fn(run, progress) for every run (warm starts first, each stage to completion; fn must
+    be a module-level function, so that it pickles), returning the results in order of
+    completion; `on_done` sees each as it lands."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     outcomes = []
@@ -54,26 +56,40 @@ def execute_all(runs: list, jobs: int = 1, executor: str = "local", options: dic
         if not stage:
             continue
         if executor == "submitit":
-            done = _submitit(stage, jobs, options or {})
+            done = _submitit(fn, stage, jobs, options or {})
         elif jobs <= 1:
-            done = (run_one(r, progress) for r in stage)
+            done = (fn(r, progress) for r in stage)
         else:
-            done = _processes(split_threads(stage, jobs), jobs)
+            done = _processes(fn, split_threads(stage, jobs), jobs)
         for outcome in done:
             outcomes.append(outcome)
             on_done(outcome)
     return outcomes
 
 
-def _processes(runs: list, jobs: int):
+def _die_with_parent() -> None:
+    """A pool worker outliving `mathrl compare` (killed, or its terminal closed) would go on
+    writing a run directory that a rerun also writes: on Linux, the kernel sends the worker
+    SIGTERM when its parent dies (and a run's SIGTERM handler checkpoints and stops)."""
+    global _parent
+    _parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _processes(fn: Callable, runs: list, jobs: int):
     # spawn, not fork: a forked child would inherit this process's torch thread pools and locks
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(run_one, r, False) for r in runs]
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_die_with_parent) as pool:
+        futures = [pool.submit(_call, fn, r, False) for r in runs]
         for future in as_completed(futures):
             yield future.result()
 
 
-def _submitit(runs: list, jobs: int, options: dict[str, Any]):
+def _submitit(fn: Callable, runs: list, jobs: int, options: dict[str, Any]):
     """One scheduler job per run, at most `jobs` running at once (a Slurm job array's
     parallelism). `options` go to submitit's update_parameters, e.g. slurm_partition=...,
     timeout_min=...; `cluster=local` forces submitit's local executor (how the tests run it)."""
@@ -88,6 +104,6 @@ def _submitit(runs: list, jobs: int, options: dict[str, Any]):
     threads = max(r.cfg.threads or 1 for r in runs)
     executor.update_parameters(**{"cpus_per_task": threads, "slurm_array_parallelism": jobs, **options})
     with executor.batch():
-        pending = [executor.submit(run_one, r, False) for r in runs]
+        pending = [executor.submit(fn, r, False) for r in runs]
     for job in pending:
         yield job.result()

@@ -74,3 +74,32 @@ def test_unknown_executor_and_bad_jobs_are_one_line_errors(sequential):
         compare(suite, root / "x", progress=False, log=lambda line: None, executor="slurmx")
     with pytest.raises(SuiteError, match="--jobs must be >= 1"):
         compare(suite, root / "y", progress=False, log=lambda line: None, jobs=0)
+
+
+def test_a_killed_compare_takes_its_workers_with_it(tmp_path):
+    """kill -9 of `mathrl compare --jobs 2` must not leave workers writing run directories."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "suite.yaml"
+    slow = {**SUITE, "common": {**SUITE["common"], "max_steps": 10_000, "checkpoint_every": 0}}
+    suite.write_text(yaml.safe_dump(slow))
+    parent = subprocess.Popen([sys.executable, "-m", "mathrl", "compare", str(suite), "--jobs", "2", "--quiet",
+                               "--output", str(tmp_path / "out")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = [tmp_path / "out" / "runs" / f"grpo-arithmetic-s{s}" / "metrics.jsonl" for s in (0, 1)]
+    deadline = time.time() + 240
+    while not all(m.is_file() for m in metrics) and time.time() < deadline:  # both workers are training
+        time.sleep(0.5)
+    assert all(m.is_file() for m in metrics)
+    workers = subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout.split()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 60
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
+    while alive and time.time() < deadline:
+        time.sleep(0.5)
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
+    assert not alive
