@@ -6,7 +6,7 @@ OpenThoughts (labelled results `AB:CD = 3:7`, several boxes, `a=3, b=1; a=5, b=1
 (numbers with grouping, currency) and from what models write around them (chains
 `x = 2+3 = 5`, `\\approx`, rounded decimals, noise tokens). Each row is (completion, gold,
 correct); `False` rows are the near misses a lax checker would accept. Directional rows (a
-chain or relation against a bare value) follow the choice documented in mathrl/verify/README.md.
+chain or relation against a bare value) follow the choice documented in mathrl/verify/__init__.py.
 """
 
 import json
@@ -58,13 +58,14 @@ FAMILIES = {
         ("$-y > -2$", "y < 2", True),
         ("$y < 2$", "-y > -2", True),
         ("$-y > -2$", "y > 2", False),
-        ("$-2x \\le 6$", "x \\ge -3", True),
-        ("$3 - t < 1$", "t > 2", True),
+        ("$-3 < -t \\le 1$", "t \\in [-1, 3)", True),
+        ("$-2x \\le 6$", "x \\ge -3", False),  # solving is not flipping: an echoed question
+        ("$3 - t < 1$", "t > 2", False),  # inequality must not earn the range it asks for
         ("$t \\in [-1,4]$", "-1 \\le t \\le 4", True),
         ("$-1 \\le t \\le 4$", "t \\in [-1, 4]", True),
         ("$-1 < t \\le 4$", "t \\in [-1, 4]", False),
         ("$a + 2z = 2z + a = 101$", "101", True),
-        ("$101$", "a + 2z = 2z + a = 101", False),  # a chain as gold: see the README's asymmetry
+        ("$101$", "a + 2z = 2z + a = 101", False),  # a gold chain: the asymmetry in verify/__init__.py
         ("$x > 2$", "2", False),
         ("$2$", "x > 2", False),
         ("$x = 3 + 4 = 7$", "x = 7", True),

@@ -3,8 +3,9 @@
 Scalars: identical trees -> exact rational value (Fraction) -> numeric probe at random points
 -> SymPy in the worker process (only when the probe cannot decide). Structures: tuples and
 intervals are ordered and keep their brackets, sets and bare lists of solutions are
-unordered, `\\pm` expands into both answers, `x = 3` matches `3`, `y = 2x+1` matches
-`2x+1 = y`, matrices compare entry by entry.
+unordered, `\\pm` expands into both answers, `x = 3` matches `3` (any label: `|PQ| = 4`),
+`y = 2x+1` matches `2x+1 = y`, matrices compare entry by entry, ratios when proportional.
+A decimal stands for an exact value it rounds to (numbers.rounding_tolerance), entry by entry.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from mathrl.verify import exact, probe
 from mathrl.verify.limits import MAX_PLUS_MINUS, TooLarge
 from mathrl.verify.numbers import close, rounding_tolerance
-from mathrl.verify.relations import is_label, solved_interval
+from mathrl.verify.relations import flipped_interval, is_label
 from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, symbols, walk
 from mathrl.verify.worker import POOL, WorkerTimeout
 
@@ -310,11 +311,11 @@ _PAIRS = {
 
 
 def _reading(node: tuple) -> tuple:
-    """A chain is its last side; a linear inequality in one variable is its interval."""
+    """A chain is its last side; a range written with the variable negated is its interval."""
     if node[0] == "chain":
         return node[1][-1]
     if node[0] == "rel":
-        return solved_interval(node) or node
+        return flipped_interval(node) or node
     return node
 
 
@@ -327,7 +328,7 @@ def value_equal(a: tuple, b: tuple, budget: Budget) -> bool:
 
 def answer_equal(pred: tuple, gold: tuple, budget: Budget) -> bool:
     """value_equal for a whole prediction and gold, with one asymmetry (math-verify's, see
-    mathrl/verify/README.md): a gold chain `a+2z = 2z+a = 101` against a prediction that is not
+    mathrl/verify/__init__.py): a gold chain `a+2z = 2z+a = 101` against a prediction that is not
     a chain is unequal (which side of such a gold is meant is unclear), while a predicted
     chain is read as its last side."""
     if gold[0] == "chain" and pred[0] != "chain":

@@ -9,7 +9,8 @@ agree (else Unparsable) and the work is bounded (MAX_MATRIX_WORK, MAX_MATRIX_POW
 from __future__ import annotations
 
 from mathrl.verify import exact
-from mathrl.verify.limits import check_bounds, MAX_MATRIX_NODES, MAX_MATRIX_POWER, MAX_MATRIX_WORK, TooLarge, Unparsable
+from mathrl.verify.limits import (MAX_MATRIX_NODES, MAX_MATRIX_POWER, MAX_MATRIX_WORK, TooLarge, Unparsable,
+                                  check_bounds)
 from mathrl.verify.tree import STRUCTURES, children
 
 

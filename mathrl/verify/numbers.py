@@ -2,7 +2,8 @@
 
 Integers, decimals, scientific notation, `a/b`, `\\frac{a}{b}`, mixed numbers (`1\\frac{4}{5}`,
 `2 1/2`) and a trailing `%` become an exact `fractions.Fraction`. Equality is exact unless a side
-was written as a decimal (a rounded value): then `rel_tol` applies.
+was written as a decimal (a rounded value): then `rel_tol` applies, and a decimal of 4+ significant
+digits also equals an exact value that rounds to it (`1.6667` == 5/3, rounding_tolerance).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Number:
 
 def rounding_tolerance(text: str) -> Fraction | None:
     """Half a unit in the last digit written (`1.6667` -> 0.00005), when the decimal has at
-    least MIN_ROUNDED_DIGITS significant digits; else None (`0.333` does not stand for 1/3, `3.14` not for pi).
+    least MIN_ROUNDED_DIGITS significant digits; else None (`0.333` does not stand for 1/3,
+    nor `3.14` for pi: a short decimal is too coarse to show the exact value was found).
 
     A decimal against an exact value is equal when the exact value rounds to it: the digits
     written are the precision claimed, entry by entry. Two decimals compare with rel_tol.

@@ -12,7 +12,9 @@ Conventions (the usual ones in MATH answers; where text is ambiguous we pick one
   `\\sin x \\cos x` = sin(x)cos(x); `\\sin^2 x` = (sin x)^2; `\\sin^{-1} x` = arcsin x;
 - `\\log` without a base is the natural log (both sides are read the same way);
 - `x > 2`, `-2 \\le x < 7` become intervals, `x \\ne 2` a union, and a list of ranges
-  (`x < -2, x > 2`, written with "or") their union; `x \\in S` becomes S.
+  (`x < -2, x > 2`, written with "or") their union; `x \\in S` becomes S;
+- a chain of `=` / `\\approx` is read by relations.equation_chain, `3:7` is a ratio, `;` separates
+  answers (`a=3, b=1; a=5, b=1`: two tuples), and arithmetic on matrices is computed (matrices.py).
 """
 
 from __future__ import annotations

@@ -29,7 +29,8 @@ _CLOSE = {"$$": re.compile(r"(?<!\\)\$\$"), "$": re.compile(r"(?<!\\)\$"),
 # and a decimal comma before a currency sign (`12,50 €`). A digit run glued to a letter before
 # it is part of a word (`QX7ZT`, `H2O2`, `E404`), not a number.
 NUMBER = re.compile(
-    r"(?:(?<![\w.\-])-)?(?<![A-Za-z\d])(?:\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:[\u00a0\u202f\u2009]\d{3})+(?:\.\d+)?"
+    r"(?:(?<![\w.\-])-)?(?<![A-Za-z\d])"
+    r"(?:\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:[\u00a0\u202f\u2009]\d{3})+(?:\.\d+)?"
     r"|\d+,\d{1,2}(?=\s?[\u20ac\u00a3\u20bd\u20b9\u00a5])"
     r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)|(?:(?<![\w.\-])-)?\.\d+")
 

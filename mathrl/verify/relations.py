@@ -1,22 +1,19 @@
 """Relations read as answers: ranges as intervals, chains of `=` / `\\approx`, labels, ratios.
 
 Used by the parser (building the tree) and by compare.py (reading a tree as a value):
-- `x > 2` -> (2, inf), `-2 <= x < 7` -> [-2, 7), `x != 2` -> a union; `-y > -2` and
-  `3 - t < 1` (one variable, rational linear) are solved into the same intervals;
+- `x > 2` -> (2, inf), `-2 <= x < 7` -> [-2, 7), `x != 2` -> a union; the sign-flipped
+  `-y > -2` is the range y < 2 (but an inequality is never solved: see flipped_interval);
 - a chain `x = 2+3 = 5` answers its last side; sides after the first `\\approx` are roundings of
   the side before it (`y = \\frac12 \\approx 0.5` answers 1/2, `\\frac{\\sqrt2}{2} \\approx 0.707` is
   the exact value); a chain whose first side is no label stays a ("chain", sides) node, which
-  compare.answer_equal reads asymmetrically (see mathrl/verify/README.md);
+  compare.answer_equal reads asymmetrically (see mathrl/verify/__init__.py);
 - a label is what a model writes before `=` to name the result: `x`, `a_n`, `f(x)`, `AB`, `|PQ|`,
   `m\\angle ABC`, `V_1 : V_2`, `(x, y)`.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-
-from mathrl.verify import exact
-from mathrl.verify.limits import TooLarge, Unparsable, check_bounds
+from mathrl.verify.limits import Unparsable
 from mathrl.verify.tree import symbols
 
 _INF = ("const", "inf")
@@ -82,62 +79,23 @@ def ratio(items: list[tuple]) -> tuple:
     return ("seq", ":", ":", tuple(items))
 
 
-# ---- linear inequalities in one variable ------------------------------------------------------
+# ---- sign-flipped ranges ----------------------------------------------------------------------
 
-def _substitute(node: tuple, name: str, value: tuple) -> tuple:
-    if node == ("sym", name):
-        return value
-    if node[0] in ("num", "dec", "sym", "const"):
-        return node
-    head = node[:2] if node[0] == "fn" else node[:1]
-    return head + tuple(_substitute(child, name, value) for child in node[len(head):])
+def _negated(node: tuple) -> tuple:
+    return node[1] if node[0] == "neg" else ("neg", node)
 
 
-def _node(value: Fraction) -> tuple:
-    magnitude = abs(value)
-    node = ("num", magnitude.numerator) if magnitude.denominator == 1 else \
-        ("div", ("num", magnitude.numerator), ("num", magnitude.denominator))
-    return ("neg", node) if value < 0 else node
+def flipped_interval(node: tuple) -> tuple | None:
+    """("rel", ops, operands) written with the variable negated (`-y > -2`, `-3 < -t \\le 1`) as
+    the interval of the variable; else None.
 
-
-def _linear(node: tuple, name: str) -> tuple[Fraction, Fraction] | None:
-    """(a, b) with node == a*name + b for every value of name, if a and b are rational."""
-    # Two points fix a and b; two more, off the integers and negative, rule out |x|, floor, x^2.
-    points = (Fraction(0), Fraction(1), Fraction(-3, 2), Fraction(5, 7))
-    values = []
-    for k in points:
-        at = _substitute(node, name, _node(k))
-        try:
-            check_bounds(at)  # `(x^{10000})^{10000}` is bounded with x free, not with x = 5/7
-        except TooLarge:
-            return None
-        values.append(exact.try_value(at))
-    if any(v is None for v in values):
-        return None
-    b, a = values[0], values[1] - values[0]
-    return (a, b) if a != 0 and all(v == a * k + b for k, v in zip(points, values)) else None
-
-
-def solved_interval(node: tuple) -> tuple | None:
-    """("rel", ops, operands) with one variable, linear with rational coefficients (`-y > -2`,
-    `3 - t < 1`, `-4 < 2x - 2 \\le 6`), as the interval of that variable; else None."""
+    Only the sign flip: `3 - t < 1` is not solved into t > 2, so that a model that echoes the
+    question's inequality is not paid for the range it was asked to find.
+    """
     ops, operands = node[1], node[2]
-    names = symbols(node)
-    if len(names) != 1 or len(ops) > 2 or any(op not in _CLOSED for op in ops):
+    variables = [o for o in operands if o[0] == "neg" and o[1][0] == "sym"]
+    if len(variables) != 1 or any(op not in _FLIP for op in ops) or \
+            any(symbols(o) for o in operands if o is not variables[0]):
         return None
-    name = next(iter(names))
-    var = ("sym", name)
-    if len(ops) == 1:
-        line = _linear(("sub", operands[0], operands[1]), name)  # a*v + b  op  0
-        if line is None:
-            return None
-        (a, b), op = line, ops[0]
-        return interval((op if a > 0 else _FLIP[op],), (var, _node(-b / a)))
-    line = _linear(operands[1], name)
-    bounds = [exact.try_value(operands[0]), exact.try_value(operands[2])]
-    if line is None or None in bounds or ops[0][0] != ops[1][0]:
-        return None
-    (a, b), ends = line, [_node((v - b) / line[0]) for v in bounds]
-    if a > 0:
-        return interval(ops, (ends[0], var, ends[1]))
-    return interval((_FLIP[ops[0]], _FLIP[ops[1]]), (ends[0], var, ends[1]))
+    flipped = tuple(o[1] if o is variables[0] else _negated(o) for o in operands)
+    return interval(tuple(_FLIP[op] for op in ops), flipped)
