@@ -96,7 +96,7 @@ def _decimal_text(node: tuple) -> str | None:
 
 
 def _rounded(a: tuple, b: tuple, va, vb) -> bool:
-    """A lone decimal against an exact constant (`1.6667` vs `\\frac53`, `0.707` vs
+    """A lone decimal against an exact constant (`1.6667` vs `\\frac53`, `0.7071` vs
     `\\frac{\\sqrt2}{2}`): equal when the exact value rounds to the digits written
     (numbers.rounding_tolerance); judged for each entry of a structure on its own."""
     for d, other, value in ((a, b, vb), (b, a, va)):

@@ -14,7 +14,7 @@ Used by the parser (building the tree) and by compare.py (reading a tree as a va
 from __future__ import annotations
 
 from mathrl.verify.limits import Unparsable
-from mathrl.verify.tree import symbols
+from mathrl.verify.tree import STRUCTURES, symbols
 
 _INF = ("const", "inf")
 _CLOSED = {"<": False, "<=": True, ">": False, ">=": True}
@@ -74,7 +74,7 @@ def equation_chain(ops: list[str], operands: list[tuple]) -> tuple:
 
 def ratio(items: list[tuple]) -> tuple:
     """`3:7`, `AB:CD`, `1:2:3`: an ordered ratio (compare.py: equal when proportional)."""
-    if any(item[0] in ("seq", "union", "eq", "rel", "matrix", "chain") for item in items):
+    if any(item[0] in STRUCTURES for item in items):
         raise Unparsable("ratio of structures")
     return ("seq", ":", ":", tuple(items))
 
