@@ -37,7 +37,7 @@ BOMBS = {
     "digits in frac": "\\frac{" + "9" * 5000 + "}{7}",
     "boxed spam": "\\boxed{" * 100_000,
     "text spam": "\\text{" * 50_000 + "a" + "}" * 50_000,
-    # issue 25's parsing paths: chains, ratios, `;` lists, primes, matrix arithmetic, solving
+    # issue 25's parsing paths: chains, ratios, `;` lists, primes, matrix arithmetic, sign flips
     "equation chain": "x" + " = 1" * 100_000,
     "approx chain": "1" + " \\approx 1" * 100_000,
     "chain at the length limit": "x" + "=1+1" * 390,
@@ -51,7 +51,8 @@ BOMBS = {
     "symbolic matrix power": "\\begin{pmatrix}x&y&z\\\\y&z&x\\\\z&x&y\\end{pmatrix}^{16}",
     "power tower times matrix": "2^{2^{2^{2^{2^{2}}}}}\\begin{pmatrix}1&2\\end{pmatrix}",
     "nested matrix sums": "\\begin{pmatrix}1\\end{pmatrix}+" * 100 + "1",
-    "inequality, huge power": "(x^{10000})^{10000} > 1",
+    "sign-flipped range, deep bound": "-y > -" + "(" * 55 + "1" + ")" * 55,
+    "sign-flipped range, huge power": "-y < (2^{10000})^{10000}",
     "long label": "A" * 1500 + " = 5",
     "decimal rounding, 1e999": "(1." + "3" * 1500 + "e999, 2)",
 }
