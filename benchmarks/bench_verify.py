@@ -3,13 +3,15 @@
     python benchmarks/bench_verify.py [--data ../shared/data] [--repeats 3] [--out results/verify] [--sets a,b]
 
 Inputs (verify_pairs.py builds them; the right answer is known by construction): gsm8k,
-math_rewrite, math_perturb, math_other (issue 3), math_raw, math_forms and tables (issue 13).
+math_rewrite, math_perturb, math_other (issue 3), math_raw, math_forms and tables (issue 13),
+families (issue 25).
 
 Each tool grades every pair. Runs are interleaved (mathrl, math-verify, mathrl, ...; caches
 cleared before each) so that both see the same machine load, and throughput is pairs per second
 of each tool's best run. The mathrl worker is started before timing. mathrl: `grade()` with its
 defaults for raw text (`completion`), `compare()` for answers (`pred`). math-verify as its README
-shows: verify(parse(gold), parse(prediction)), gold and answers wrapped in `$...$`, raw text as is.
+shows: verify(parse(gold), parse(prediction)), gold and answers wrapped in `$...$`, raw text as is
+(a gold that is itself raw text, `gold_raw`, too).
 Writes <out>/bench.json (numbers, per-family accuracy, every disagreement and every pair a tool
 gets wrong); README.md is written by hand from it.
 """
@@ -29,7 +31,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from mathrl.verify import compare, grade  # noqa: E402
-from verify_pairs import form_pairs, gsm8k_pairs, load, math_pairs, raw_pairs, table_pairs  # noqa: E402
+from verify_pairs import (family_pairs, form_pairs, gsm8k_pairs, load, math_pairs, raw_pairs,  # noqa: E402
+                          table_pairs)
 from mathrl.verify.compare import SYMBOLIC_CACHE  # noqa: E402
 from mathrl.verify.modes import parse_checked  # noqa: E402
 from mathrl.verify.worker import POOL  # noqa: E402
@@ -50,7 +53,8 @@ def math_verify_fn():
 
     def run(pair):
         prediction = pair.get("completion") or f"${pair['pred']}$"
-        return bool(verify(parse(f"${pair['gold']}$"), parse(prediction))), ""
+        gold = pair["gold"] if pair.get("gold_raw") else f"${pair['gold']}$"  # a whole solution as is
+        return bool(verify(parse(gold), parse(prediction))), ""
     return run
 
 
@@ -127,7 +131,8 @@ def main() -> None:
     mv = math_verify_fn()
     math500 = load(args.data / "math500" / "test.jsonl")
     datasets = {"gsm8k": gsm8k_pairs(load(args.data / "gsm8k" / "test.jsonl")), **math_pairs(math500),
-                "math_raw": raw_pairs(math500), "math_forms": form_pairs(math500), "tables": table_pairs()}
+                "math_raw": raw_pairs(math500), "math_forms": form_pairs(math500), "tables": table_pairs(),
+                "families": family_pairs()}
     chosen = [s for s in args.sets.split(",") if s] or list(datasets)
     tools = {"gsm8k": {"mathrl (gsm8k, numeric)": lambda p: mathrl_pair(p, "gsm8k", "numeric"),
                        "mathrl (auto, math)": mathrl_pair, "math-verify": mv}}

@@ -10,6 +10,8 @@
                    inequalities, mixed numbers, thousands styles, decimal commas, delimiters ...)
     tables         mathrl's own category tables (tests/test_verify_categories.py, test_verify_text.py):
                    written for mathrl, so they show where math-verify differs, not who is better
+    families       issue 25's table (tests/test_verify_families.py): raw completion vs gold, both
+                   as the grader receives them (whole solutions, chains, several parts, labels ...)
 """
 
 from __future__ import annotations
@@ -239,3 +241,11 @@ def table_pairs() -> list[dict]:
              for cat, rows in table.items() for p, g in rows]
     pairs += [{"completion": c, "gold": g, "expected": ok, "family": "raw text"} for c, g, ok in text.GRADED]
     return pairs
+
+
+def family_pairs() -> list[dict]:
+    sys.path.insert(0, str(REPO / "tests"))
+    import test_verify_families as fams  # noqa: E402 - the test is the single source
+
+    return [{"completion": c, "gold": g, "expected": ok, "family": family, "gold_raw": "$" in g or "\\boxed" in g}
+            for family, rows in fams.FAMILIES.items() for c, g, ok in rows]

@@ -37,6 +37,24 @@ BOMBS = {
     "digits in frac": "\\frac{" + "9" * 5000 + "}{7}",
     "boxed spam": "\\boxed{" * 100_000,
     "text spam": "\\text{" * 50_000 + "a" + "}" * 50_000,
+    # issue 25's parsing paths: chains, ratios, `;` lists, primes, matrix arithmetic, sign flips
+    "equation chain": "x" + " = 1" * 100_000,
+    "approx chain": "1" + " \\approx 1" * 100_000,
+    "chain at the length limit": "x" + "=1+1" * 390,
+    "ratio chain": "1:" * 100_000 + "1",
+    "semicolon list": "1;" * 100_000 + "1",
+    "prime spam": "f" + "'" * 100_000,
+    "indian grouping spam": "1" + ",23" * 50_000 + ",456",
+    "matrix product too large": "\\begin{pmatrix}" + "\\\\".join(["1"] * 300) + "\\end{pmatrix}"
+                                "\\begin{pmatrix}" + "&".join(["1"] * 300) + "\\end{pmatrix}",
+    "matrix power huge": "\\begin{pmatrix}1&1\\\\1&0\\end{pmatrix}^{1000000000}",
+    "symbolic matrix power": "\\begin{pmatrix}x&y&z\\\\y&z&x\\\\z&x&y\\end{pmatrix}^{16}",
+    "power tower times matrix": "2^{2^{2^{2^{2^{2}}}}}\\begin{pmatrix}1&2\\end{pmatrix}",
+    "nested matrix sums": "\\begin{pmatrix}1\\end{pmatrix}+" * 100 + "1",
+    "sign-flipped range, deep bound": "-y > -" + "(" * 55 + "1" + ")" * 55,
+    "sign-flipped range, huge power": "-y < (2^{10000})^{10000}",
+    "long label": "A" * 1500 + " = 5",
+    "decimal rounding, 1e999": "(1." + "3" * 1500 + "e999, 2)",
 }
 
 # Hostile raw completions for the free-text extractor (prose.py) and joined boxes.
@@ -52,6 +70,12 @@ TEXT_BOMBS = {
     "set builder spam": "\\{x |" * 50_000,
     "overline spam": "0." + "\\overline{3}" * 50_000,
     "thousands spam": "1" + "{,}000" * 100_000,
+    "last line huge": "We find\n" + "x+" * 500_000 + "x",
+    "word digits": "QX7ZT " * 200_000,
+    "chain in a span": "$x" + " = 1" * 100_000 + "$",
+    "boxed chains": "\\boxed{x = 1 = 1 = 1}, " * 50_000,
+    "currency decimal commas": "12,50 € " * 100_000,
+    "long whole solution": "Step.\n" * 100_000 + "\\boxed{3}",
 }
 
 
@@ -61,6 +85,7 @@ def test_hostile_text_ends_in_a_verdict_quickly(completion):
     g = grade(completion, "x+1", timeout=TIMEOUT)
     assert not g.correct
     assert compare(completion, "x+1", timeout=TIMEOUT) != "equal"  # an answer that carries wrappers
+    assert compare("x+1", completion, timeout=TIMEOUT) != "equal"  # a gold written as a solution
     assert time.monotonic() - start < 2 * (TIMEOUT + SLACK)
 
 

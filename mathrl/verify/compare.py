@@ -3,8 +3,9 @@
 Scalars: identical trees -> exact rational value (Fraction) -> numeric probe at random points
 -> SymPy in the worker process (only when the probe cannot decide). Structures: tuples and
 intervals are ordered and keep their brackets, sets and bare lists of solutions are
-unordered, `\\pm` expands into both answers, `x = 3` matches `3`, `y = 2x+1` matches
-`2x+1 = y`, matrices compare entry by entry.
+unordered, `\\pm` expands into both answers, `x = 3` matches `3` (any label: `|PQ| = 4`),
+`y = 2x+1` matches `2x+1 = y`, matrices compare entry by entry, ratios when proportional.
+A decimal stands for an exact value it rounds to (numbers.rounding_tolerance), entry by entry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 
 from mathrl.verify import exact, probe
 from mathrl.verify.limits import MAX_PLUS_MINUS, TooLarge
-from mathrl.verify.numbers import close
+from mathrl.verify.numbers import close, rounding_tolerance
+from mathrl.verify.relations import flipped_interval, is_label
 from mathrl.verify.tree import STRUCTURES, has_constant, is_approximate, symbols, walk
 from mathrl.verify.worker import POOL, WorkerTimeout
 
@@ -85,6 +87,33 @@ def _beyond_floats(rational, other: tuple) -> bool:
     return value is not None and abs(value) < FLOAT_RANGE / 2
 
 
+def _decimal_text(node: tuple) -> str | None:
+    """The literal of a lone decimal `1.6667` / `-0.707`, else None."""
+    if node[0] == "neg":
+        inner = _decimal_text(node[1])
+        return None if inner is None else "-" + inner
+    return node[1] if node[0] == "dec" else None
+
+
+def _rounded(a: tuple, b: tuple, va, vb) -> bool:
+    """A lone decimal against an exact constant (`1.6667` vs `\\frac53`, `0.7071` vs
+    `\\frac{\\sqrt2}{2}`): equal when the exact value rounds to the digits written
+    (numbers.rounding_tolerance); judged for each entry of a structure on its own."""
+    for d, other, value in ((a, b, vb), (b, a, va)):
+        text = _decimal_text(d)
+        if text is None or is_approximate(other) or symbols(other):
+            continue
+        tolerance = rounding_tolerance(text)
+        if tolerance is None:
+            return False
+        if value is not None:
+            return abs(exact.value(d) - value) <= tolerance
+        approx = probe.constant_value(other)
+        return approx is not None and abs(approx.imag) < 1e-12 and \
+            abs(float(exact.value(d)) - approx.real) <= float(tolerance) * (1 + 1e-9)
+    return False
+
+
 def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     if a == b:
         return True
@@ -94,7 +123,9 @@ def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     approximate = is_approximate(a) or is_approximate(b)
     va, vb = exact.try_value(a), exact.try_value(b)
     if va is not None and vb is not None:
-        return close(va, vb, approximate, budget.rel_tol)
+        return close(va, vb, approximate, budget.rel_tol) or (approximate and _rounded(a, b, va, vb))
+    if approximate and _rounded(a, b, va, vb):
+        return True
     verdict = probe.agree(a, b, budget.rel_tol)
     if verdict is not None:
         return verdict
@@ -181,13 +212,6 @@ def _seq_other(seq: tuple, other: tuple, budget: Budget) -> bool:
         value_equal(item, other, budget) for item in seq[3])
 
 
-def _variable_side(node: tuple) -> bool:
-    """`x`, `a_n`, `(x, y)`, or a function value `f(x)` (read as f*x by the parser)."""
-    if node[0] == "mul" and node[1][0] == "sym" and node[2][0] == "sym":
-        return len(node[1][1]) == 1
-    return node[0] == "sym" or (node[0] == "seq" and all(x[0] == "sym" for x in node[3]))
-
-
 def _eq_eq(a: tuple, b: tuple, budget: Budget) -> bool:
     (la, ra), (lb, rb) = a[1:], b[1:]
     if value_equal(la, lb, budget) and value_equal(ra, rb, budget):
@@ -205,11 +229,11 @@ def _eq_eq(a: tuple, b: tuple, budget: Budget) -> bool:
 
 
 def _eq_other(eq: tuple, other: tuple, budget: Budget) -> bool:
-    """`x = 3` vs `3`: only when one side of the equation is just the variable(s), or a
-    function value (`f(x) = x^2 + 1` vs `x^2 + 1`). A calculation `3 + 4 = 7` states its result."""
-    if _variable_side(eq[1]):
+    """`x = 3` vs `3`: only when one side of the equation is a label (relations.is_label: `x`,
+    `f(x)`, `|PQ|`, `AB:CD`). A calculation `3 + 4 = 7` states its result."""
+    if is_label(eq[1]):
         return value_equal(eq[2], other, budget)
-    if _variable_side(eq[2]):
+    if is_label(eq[2]):
         return value_equal(eq[1], other, budget)
     if eq[1][0] not in STRUCTURES and not symbols(eq[1]) and not symbols(eq[2]):
         return value_equal(eq[2], other, budget)
@@ -232,7 +256,30 @@ def _matrix_seq(m: tuple, seq: tuple, budget: Budget) -> bool:
     return flat is not None and seq[1] in ("(", "[", "") and _match_ordered(flat, seq[3], budget)
 
 
+def _one_by_one(m: tuple, other: tuple, budget: Budget) -> bool:
+    """A 1 x 1 matrix (a row times a column) is its entry."""
+    return _shape(m) == (1, 1) and value_equal(m[1][0][0], other, budget)
+
+
+def _ratio_ratio(a: tuple, b: tuple, budget: Budget) -> bool:
+    """`2:3` == `4:6`: ratios are equal when proportional (a_i * b_0 == a_0 * b_i)."""
+    xs, ys = a[3], b[3]
+    if len(xs) != len(ys):
+        return False
+    if _match_ordered(xs, ys, budget):
+        return True
+    return all(scalar_equal(("mul", x, ys[0]), ("mul", xs[0], y), budget) for x, y in zip(xs, ys)) \
+        and not scalar_equal(ys[0], ("num", 0), budget)
+
+
+def _ratio_other(r: tuple, other: tuple, budget: Budget) -> bool:
+    """`2:5` == `\\frac25`: a ratio of two parts is their quotient."""
+    return len(r[3]) == 2 and value_equal(("div", r[3][0], r[3][1]), other, budget)
+
+
 def _kind(node: tuple) -> str:
+    if node[0] == "seq" and node[1] == ":":
+        return "ratio"
     return node[0] if node[0] in STRUCTURES else "expr"
 
 
@@ -251,11 +298,39 @@ _PAIRS = {
     ("matrix", "seq"): _matrix_seq,
     ("seq", "matrix"): lambda a, b, t: _matrix_seq(b, a, t),
     ("rel", "rel"): lambda a, b, t: a[1] == b[1] and _match_ordered(a[2], b[2], t),
+    ("matrix", "expr"): _one_by_one,
+    ("expr", "matrix"): lambda a, b, t: _one_by_one(b, a, t),
+    ("eq", "ratio"): _eq_other,
+    ("ratio", "eq"): lambda a, b, t: _eq_other(b, a, t),
+    ("eq", "matrix"): _eq_other,
+    ("matrix", "eq"): lambda a, b, t: _eq_other(b, a, t),
+    ("ratio", "ratio"): _ratio_ratio,
+    ("ratio", "expr"): _ratio_other,
+    ("expr", "ratio"): lambda a, b, t: _ratio_other(b, a, t),
 }
+
+
+def _reading(node: tuple) -> tuple:
+    """A chain is its last side; a range written with the variable negated is its interval."""
+    if node[0] == "chain":
+        return node[1][-1]
+    if node[0] == "rel":
+        return flipped_interval(node) or node
+    return node
 
 
 def value_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     """Are two answer trees the same answer? Raises WorkerTimeout / TooLarge."""
-    a, b = expand_pm(a), expand_pm(b)
+    a, b = expand_pm(_reading(a)), expand_pm(_reading(b))
     rule = _PAIRS.get((_kind(a), _kind(b)))
     return rule is not None and rule(a, b, budget)
+
+
+def answer_equal(pred: tuple, gold: tuple, budget: Budget) -> bool:
+    """value_equal for a whole prediction and gold, with one asymmetry (math-verify's, see
+    mathrl/verify/__init__.py): a gold chain `a+2z = 2z+a = 101` against a prediction that is not
+    a chain is unequal (which side of such a gold is meant is unclear), while a predicted
+    chain is read as its last side."""
+    if gold[0] == "chain" and pred[0] != "chain":
+        return False
+    return value_equal(pred, gold, budget)

@@ -127,7 +127,8 @@ def answer_colon(completion: str) -> str | None:
     return None if last is None else _answer_text(completion[last.end():])
 
 
-_NUMBER = re.compile(r"(?:(?<![\w.\-])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
+# A digit run glued to a letter before it is part of a word (`QX7ZT`), not a number.
+_NUMBER = re.compile(r"(?:(?<![\w.\-])-)?(?<![A-Za-z\d])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
                      r"|(?:(?<![\w.\-])-)?\.\d+")
 _DIGIT = re.compile(r"\d")
 _TAIL = 4096  # look at the end first; the whole text only when the end has no number

@@ -6,11 +6,12 @@ Anything outside the whitelist (a quote, a dot that is not a decimal point, an u
 while scanning, before the parser recurses.
 
 Tokens are (kind, value, position):
-    num   "123"            dec  "1.5", "2e10"       id   "x", "x_1", "theta"
+    num   "123"            dec  "1.5", "2e10"       id   "x", "x_1", "theta", "f'"
     const "pi" "e" "i" "inf"                        fn   "sin", "log", "sqrt", "abs", ...
     cmd   "frac" "sqrt" "binom"                     begin / end  environment name
     op    "+" "-" "*" "/" "^" "_" "!" "(" ")" "[" "]" "{" "}" "\\{" "\\}" "|" "," "=" "<" ">"
           "<=" ">=" "!=" "pm" "mp" "cup" "in" "&" "row" "lfloor" "rfloor" "lceil" "rceil" "empty"
+          ";" (between answers) ":" (a ratio) "approx"
     eof
 """
 
@@ -32,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pi": ("const", "pi"), "infty": ("const", "inf"),
     "frac": ("cmd", "frac"), "sqrt": ("cmd", "sqrt"), "binom": ("cmd", "binom"),
     "cdot": ("op", "*"), "times": ("op", "*"), "ast": ("op", "*"), "div": ("op", "/"),
-    "pm": ("op", "pm"), "mp": ("op", "mp"), "approx": ("op", "="),
+    "pm": ("op", "pm"), "mp": ("op", "mp"), "approx": ("op", "approx"),
     "le": ("op", "<="), "leq": ("op", "<="), "leqslant": ("op", "<="),
     "ge": ("op", ">="), "geq": ("op", ">="), "geqslant": ("op", ">="),
     "ne": ("op", "!="), "neq": ("op", "!="), "cup": ("op", "cup"), "in": ("op", "in"),
@@ -60,9 +61,9 @@ _TOKEN = re.compile(
     r"|(?P<dec>(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+(?![A-Za-z]))?|\d+[eE][-+]?\d+(?![A-Za-z]))"
     r"|(?P<num>\d+)"
     r"|\\(?P<cmd>[A-Za-z]+|[^A-Za-z])"
-    r"|(?P<word>[A-Za-z]+)(?P<sub>_(?:\{[A-Za-z0-9]{1,8}\}|[A-Za-z0-9]))?"
+    r"|(?P<word>[A-Za-z]+)(?P<sub>_(?:\{[A-Za-z0-9]{1,8}\}|[A-Za-z0-9]))?(?P<prime>'{1,3})?"
     r"|(?P<op2><=|>=|!=|\*\*)"
-    r"|(?P<op>[-+*/^_()\[\]{},=<>!|&%])"
+    r"|(?P<op>[-+*/^_()\[\]{},;:=<>!|&%])"
 )
 _ENVIRONMENT = re.compile(r"\s*\{([A-Za-z]+\*?)\}(?:(?<=\{array\})\s*\{[lcr|\s]{1,40}\})?")
 _OPEN = frozenset({"(", "[", "{", "\\{", "lfloor", "lceil"})
@@ -78,8 +79,9 @@ def _number(kind: str, text: str) -> tuple[str, str]:
     return kind, text
 
 
-def _split_word(word: str, sub: str | None) -> list[tuple[str, str]]:
-    """`xy` -> x, y (implicit product); `sqrt` -> fn; `2pi` -> const. A subscript joins the last letter."""
+def _split_word(word: str, sub: str | None, prime: str | None) -> list[tuple[str, str]]:
+    """`xy` -> x, y (implicit product); `sqrt` -> fn; `2pi` -> const. A subscript or a prime
+    (`f'`, `y''`: a derivative's name) joins the last letter."""
     out, i = [], 0
     while i < len(word):
         name = next((n for n in _PLAIN_ORDER if word.startswith(n, i)), None)
@@ -94,6 +96,11 @@ def _split_word(word: str, sub: str | None) -> list[tuple[str, str]]:
         if kind not in ("id", "const"):
             raise Unparsable(f"subscript on {name}")
         out[-1] = ("id", name + "_" + sub[1:].strip("{}"))
+    if prime:
+        kind, name = out[-1]
+        if kind not in ("id", "const"):
+            raise Unparsable(f"prime on {name}")
+        out[-1] = ("id", name + prime)
     return out
 
 
@@ -119,7 +126,7 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         m = _TOKEN.match(text, pos)
         if m is None:
             raise Unparsable(f"unexpected {text[pos]!r} at {pos}")
-        kind = m.lastgroup if m.lastgroup != "sub" else "word"
+        kind = "word" if m.lastgroup in ("sub", "prime") else m.lastgroup
         if kind == "space":
             new, end = [], m.end()
         elif kind in ("dec", "num"):
@@ -127,7 +134,7 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
         elif kind == "cmd":
             new, end = _command(text, m)
         elif kind == "word":
-            new, end = _split_word(m.group("word"), m.group("sub")), m.end()
+            new, end = _split_word(m.group("word"), m.group("sub"), m.group("prime")), m.end()
         else:
             value = "^" if m.group(0) == "**" else m.group(0)
             new, end = [("op", value)], m.end()

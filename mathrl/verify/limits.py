@@ -21,6 +21,10 @@ MAX_BITS = 100_000  # size of any exact intermediate value (2^{2^{16}} passes, o
 MAX_SYMBOLIC_EXPONENT = 10_000  # x^{n} with symbolic x: SymPy's expand is polynomial in n
 MAX_FACTORIAL = 1000  # n! for constant n
 MAX_PLUS_MINUS = 4  # \pm signs in one answer: 2^4 = 16 expansions
+MAX_MATRIX_WORK = 4096  # multiplications in one matrix product (16 x 16 times 16 x 16)
+MAX_MATRIX_POWER = 16  # A^n for a matrix A
+MAX_MATRIX_NODES = 20_000  # tree nodes in the entries of a computed matrix (symbolic powers grow)
+MAX_CHAIN = 50  # sides of one relation chain or ratio
 
 
 class Unparsable(ValueError):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mathrl.verify.compare import Budget, value_equal
+from mathrl.verify.compare import Budget, answer_equal
 from mathrl.verify.extract import unwrap
 from mathrl.verify.lexer import PLAIN_NAMES
 from mathrl.verify.limits import MAX_ANSWER_CHARS, TooLarge, Unparsable, check_bounds
@@ -92,6 +92,8 @@ def _as_text(answer: str) -> str | None:
         return answer[1].lower()
     if _WORDS.fullmatch(answer):
         words = answer.lower().split()
+        if words in (["yes"], ["no"]):
+            return words[0]
         if max(map(len, words)) >= 3 and not any(w in PLAIN_NAMES for w in words):
             return " ".join(words)
     return None
@@ -123,7 +125,10 @@ def _readings(answer: str, options: Options) -> list[tuple] | str:
 def compare_math(pred: str, gold: str, options: Options) -> str:
     """Two answers in math mode; when they are not equal as written and a side carries
     wrappers or prose (`Answer: $12$`, `the smallest $k$ is 7`), the answers inside are
-    compared instead (extract.unwrap: golds may be written like completions)."""
+    compared instead (extract.unwrap: golds may be written like completions, up to a whole
+    worked solution; one longer than an answer can be is unwrapped first)."""
+    if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
+        pred, gold = unwrap(pred) or pred, unwrap(gold) or gold
     reason = _compare_math(pred, gold, options)
     if reason == "equal" or reason == "too_large":
         return reason
@@ -165,7 +170,7 @@ def _compare_math(pred: str, gold: str, options: Options) -> str:
         return "unparsable" if golds == "unparsable" else golds
     budget = Budget(options.rel_tol, time.monotonic() + options.timeout)
     try:
-        return _verdict(any(value_equal(a, b, budget) for a in preds for b in golds))
+        return _verdict(any(answer_equal(a, b, budget) for a in preds for b in golds))
     except WorkerTimeout:
         return "timeout"
     except (TooLarge, WorkerCrashed):  # the worker dies only at its memory limit

@@ -31,7 +31,8 @@ _DELIMITERS = [("$$", "$$"), ("$", "$"), (r"\(", r"\)"), (r"\[", r"\]"), ("**", 
 _WRAPPERS = ("boxed", "fbox")
 _TEXT_COMMANDS = ("text", "textbf", "textit", "textrm", "mathrm", "mathbf", "mathit", "mbox",
                   "operatorname", "mathsf", "hbox", "vec", "overrightarrow", "boldsymbol", "bm",
-                  "textnormal", "emph", "overline", "bar", "hat", "widehat")
+                  "textnormal", "emph", "overline", "bar", "hat", "widehat", "mathcal", "mathscr",
+                  "mathfrak", "texttt", "textsf", "mathtt", "textup")
 # Words that are math when they trail a number ("2 pi"), never units.
 _MATH_WORDS = frozenset({"pi", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp",
                          "sqrt", "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh", "inf",
@@ -71,13 +72,19 @@ def _sizing(s: str) -> str:
     return re.sub(r"\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])", "", s)
 
 
+_INDIAN = re.compile(r"\s*(-?[1-9]\d?(?:,(?:\\!)?\d{2})+,(?:\\!)?\d{3}(?:\.\d+)?)\s*")
+
+
 def _thousands(s: str) -> str:
-    """`10{,}000`, `11,\\! 111`, `1,000,000`, `2.500,75` -> digits (and a decimal point).
+    """`10{,}000`, `11,\\! 111`, `1,000,000`, `2.500,75`, `12,34,567` -> digits (and a decimal point).
 
     A bare comma is a separator only outside brackets: in `(2,12) \\cup (12,102)` it splits items.
     `{,}` before exactly three digits groups thousands, otherwise it is a decimal comma (`3{,}5`).
     Dots as thousands separators only where a decimal point cannot be meant: `1.234.567`, `2.500,75`.
     """
+    indian = _INDIAN.fullmatch(s)
+    if indian:  # `12,34,567`: lakh grouping, pairs of digits before the last three
+        return re.sub(r",(?:\\!)?", "", indian.group(1))
     s = re.sub(r"\{,\}(?=\d{3}(?!\d))", "", s).replace("{,}", ".")
     s = re.sub(r"(\d),?\\!\s*(?=\d{3}(?!\d))", r"\1", s)
     eu = re.fullmatch(r"\s*(-?[1-9]\d{0,2}(?:\.\d{3})+)(,\d+)?\s*", s)

@@ -2,7 +2,8 @@
 
 Integers, decimals, scientific notation, `a/b`, `\\frac{a}{b}`, mixed numbers (`1\\frac{4}{5}`,
 `2 1/2`) and a trailing `%` become an exact `fractions.Fraction`. Equality is exact unless a side
-was written as a decimal (a rounded value): then `rel_tol` applies.
+was written as a decimal (a rounded value): then `rel_tol` applies, and a decimal of 4+ significant
+digits also equals an exact value that rounds to it (`1.6667` == 5/3, rounding_tolerance).
 """
 
 from __future__ import annotations
@@ -27,10 +28,31 @@ _NUMBER = re.compile(
 )
 
 
+MIN_ROUNDED_DIGITS = 4  # significant digits a decimal needs to stand for an exact value
+
+
 @dataclass(frozen=True)
 class Number:
     value: Fraction
     approximate: bool  # written with a decimal point or exponent: the writer may have rounded
+    tolerance: Fraction | None = None  # rounding_tolerance of the digits written, if any
+
+
+def rounding_tolerance(text: str) -> Fraction | None:
+    """Half a unit in the last digit written (`1.6667` -> 0.00005), when the decimal has at
+    least MIN_ROUNDED_DIGITS significant digits; else None (`0.333` does not stand for 1/3,
+    nor `3.14` for pi: a short decimal is too coarse to show the exact value was found).
+
+    A decimal against an exact value is equal when the exact value rounds to it: the digits
+    written are the precision claimed, entry by entry. Two decimals compare with rel_tol.
+    """
+    mantissa, _, exponent = text.replace(" ", "").lower().lstrip("+-").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if len((whole + fraction).lstrip("0")) < MIN_ROUNDED_DIGITS:
+        return None
+    if exponent and abs(int(exponent)) > MAX_SCI_EXPONENT:
+        return None
+    return Fraction(1, 2) * Fraction(10) ** (int(exponent or 0) - len(fraction))
 
 
 def split_percent(answer: str) -> tuple[str, bool]:
@@ -81,11 +103,12 @@ def parse_number(answer: str) -> Number | None:
     if m is None:
         return None
     g = m.groupdict()
-    approximate = False
+    approximate, tolerance = False, None
     if g["int"] is not None:
         value = Fraction(_int(g["int"]))
     elif g["dec"] is not None or g["sci"] is not None:
         value, approximate = _decimal(g["dec"] or g["sci"]), True
+        tolerance = rounding_tolerance(g["dec"] or g["sci"])
     elif g["sn"] is not None:
         value = _ratio(g["sn"], g["sd"])
     elif g["fn"] is not None:
@@ -98,7 +121,7 @@ def parse_number(answer: str) -> Number | None:
         value = _int(g["mixed"]) + part
     if value is None:
         return None
-    return Number(-value if g["sign"] == "-" else value, approximate)
+    return Number(-value if g["sign"] == "-" else value, approximate, tolerance)
 
 
 def close(a: Fraction, b: Fraction, approximate: bool, rel_tol: float) -> bool:
@@ -118,6 +141,9 @@ def candidates(value: Fraction, percent: bool, percent_as_fraction: bool) -> tup
 def numbers_equal(pred: Number, pred_pct: bool, gold: Number, gold_pct: bool,
                   rel_tol: float, percent_as_fraction: bool) -> bool:
     approximate = pred.approximate or gold.approximate
-    return any(close(p, g, approximate, rel_tol)
+    tolerance = None
+    if pred.approximate != gold.approximate:  # one rounded decimal, one exact value
+        tolerance = (pred if pred.approximate else gold).tolerance
+    return any(close(p, g, approximate, rel_tol) or (tolerance is not None and abs(p - g) <= tolerance)
                for p in candidates(pred.value, pred_pct, percent_as_fraction)
                for g in candidates(gold.value, gold_pct, percent_as_fraction))

@@ -12,25 +12,28 @@ Conventions (the usual ones in MATH answers; where text is ambiguous we pick one
   `\\sin x \\cos x` = sin(x)cos(x); `\\sin^2 x` = (sin x)^2; `\\sin^{-1} x` = arcsin x;
 - `\\log` without a base is the natural log (both sides are read the same way);
 - `x > 2`, `-2 \\le x < 7` become intervals, `x \\ne 2` a union, and a list of ranges
-  (`x < -2, x > 2`, written with "or") their union; `x \\in S` becomes S.
+  (`x < -2, x > 2`, written with "or") their union; `x \\in S` becomes S;
+- a chain of `=` / `\\approx` is read by relations.equation_chain, `3:7` is a ratio, `;` separates
+  answers (`a=3, b=1; a=5, b=1`: two tuples), and arithmetic on matrices is computed (matrices.py).
 """
 
 from __future__ import annotations
 
+from mathrl.verify import matrices
 from mathrl.verify.lexer import tokenize
-from mathrl.verify.limits import MAX_PARSE_DEPTH, TooLarge, Unparsable
+from mathrl.verify.limits import MAX_CHAIN, MAX_PARSE_DEPTH, TooLarge, Unparsable
+from mathrl.verify.relations import equation_chain, interval, ratio
 from mathrl.verify.tree import STRUCTURES
 
 _INFIX = {"+": 10, "-": 10, "pm": 10, "mp": 10, "*": 20, "/": 20, "^": 30, "!": 40}
 _IMPLICIT = 20
 _UNARY = 25
 _BINARY_TAG = {"+": "add", "-": "sub", "pm": "pm", "mp": "pm", "*": "mul", "/": "div"}
-_RELATIONS = frozenset({"=", "<", ">", "<=", ">=", "!=", "in"})
+_RELATIONS = frozenset({"=", "approx", "<", ">", "<=", ">=", "!=", "in"})
 _STARTS_PRIMARY = frozenset({"id", "const", "fn", "cmd", "begin"})
 _STARTS_PRIMARY_OPS = frozenset({"(", "{", "lfloor", "lceil"})
 _MATRICES = frozenset({"pmatrix", "bmatrix", "Bmatrix", "matrix", "smallmatrix", "array"})
 _INVERSE = {"sin": "arcsin", "cos": "arccos", "tan": "arctan"}
-_INF = ("const", "inf")
 _ATOMS = {"num": lambda v: ("num", int(v)), "dec": lambda v: ("dec", v),
           "id": lambda v: ("sym", v), "const": lambda v: ("const", v)}
 
@@ -41,7 +44,9 @@ def parse(text: str) -> tuple:
 
 
 def _arith(tag: str, *operands) -> tuple:
-    """An arithmetic node; tuples, sets and equations are not numbers."""
+    """An arithmetic node; tuples, sets and equations are not numbers, matrices are computed."""
+    if any(op[0] == "matrix" for op in operands):
+        return matrices.combine(tag, operands)
     if any(op[0] in STRUCTURES for op in operands):
         raise Unparsable(f"{tag} of a structure")
     return (tag, *operands)
@@ -81,12 +86,23 @@ class _Parser:
     # ---- answers: lists, relations, unions ----------------------------------------------------
 
     def answer(self) -> tuple:
+        """Answers separated by `;` are a list of answers, each one written with `,` a tuple
+        (`a=3, b=1; a=5, b=1` is the pairs (3, 1), (5, 1))."""
+        parts = [self.listing()]
+        while self.accept(";"):
+            parts.append(self.listing())
+        if self.peek()[0] != "eof":
+            raise Unparsable(f"unexpected {self.peek()[1]!r} at {self.peek()[2]}")
+        if len(parts) == 1:
+            return parts[0]
+        return ("seq", "", "", tuple(("seq", "(", ")", p[3]) if p[0] == "seq" and p[1] == "" else p
+                                     for p in parts))
+
+    def listing(self) -> tuple:
         items, ranges = [self.relation()], [self.was_range]
         while self.accept(","):
             items.append(self.relation())
             ranges.append(self.was_range)
-        if self.peek()[0] != "eof":
-            raise Unparsable(f"unexpected {self.peek()[1]!r} at {self.peek()[2]}")
         if len(items) == 1:
             return items[0]
         if all(ranges):  # `x < -2 or x > 2` (the "or" became a comma): a union of ranges
@@ -95,10 +111,12 @@ class _Parser:
 
     def relation(self) -> tuple:
         self.was_range = False
-        operands, ops = [self.union()], []
+        operands, ops = [self.ratio()], []
         while self.peek()[0] == "op" and self.peek()[1] in _RELATIONS:
+            if len(ops) >= MAX_CHAIN:
+                raise TooLarge("relation chain too long")
             ops.append(self.advance()[1])
-            operands.append(self.union())
+            operands.append(self.ratio())
         if not ops:
             return operands[0]
         if ops == ["in"]:
@@ -109,13 +127,21 @@ class _Parser:
             return ("eq", operands[0], operands[1])  # `\mathbf{v} = \begin{pmatrix}...`
         if any(o[0] in STRUCTURES and o[0] != "seq" for o in operands) or "in" in ops:
             raise Unparsable("relation between structures")
-        if ops == ["="]:
-            return ("eq", operands[0], operands[1])
-        if "=" in ops:
+        if set(ops) <= {"=", "approx"}:
+            return equation_chain(ops, operands)
+        if "=" in ops or "approx" in ops:
             raise Unparsable("chained equation")
-        found = _interval(tuple(ops), tuple(operands))
+        found = interval(tuple(ops), tuple(operands))
         self.was_range = found is not None
         return found or ("rel", tuple(ops), tuple(operands))
+
+    def ratio(self) -> tuple:
+        items = [self.union()]
+        while self.accept(":"):
+            if len(items) >= MAX_CHAIN:
+                raise TooLarge("ratio too long")
+            items.append(self.union())
+        return items[0] if len(items) == 1 else ratio(items)
 
     def union(self) -> tuple:
         items = [self.expr(0)]
@@ -313,26 +339,3 @@ _COMMAND_PARSERS = {
     "sqrt": _Parser.sqrt,
     "binom": lambda p: _arith("fn", "binom", p.argument(), p.argument()),
 }
-
-
-def _interval(ops: tuple[str, ...], operands: tuple) -> tuple | None:
-    """`x > 2` -> (2, inf); `-2 <= x < 7` -> [-2, 7). None when it is not one variable's range."""
-    closed = {"<": False, "<=": True, ">": False, ">=": True}
-    if ops == ("!=",) and (operands[0][0] == "sym") != (operands[1][0] == "sym"):
-        bound = operands[1] if operands[0][0] == "sym" else operands[0]  # x != b: all but b
-        return ("union", (("seq", "(", ")", (("neg", _INF), bound)), ("seq", "(", ")", (bound, _INF))))
-    if any(op not in closed for op in ops):
-        return None
-    if len(ops) == 2 and operands[1][0] == "sym" and ops[0][0] == ops[1][0]:
-        lo, hi = (operands[0], operands[2]) if ops[0][0] == "<" else (operands[2], operands[0])
-        lo_closed, hi_closed = (closed[ops[0]], closed[ops[1]]) if ops[0][0] == "<" else \
-            (closed[ops[1]], closed[ops[0]])
-    elif len(ops) == 1 and (operands[0][0] == "sym") != (operands[1][0] == "sym"):
-        var_left = operands[0][0] == "sym"
-        bound = operands[1] if var_left else operands[0]
-        upper = (ops[0][0] == "<") == var_left  # x < b, or b > x
-        lo, hi = (("neg", _INF), bound) if upper else (bound, _INF)
-        lo_closed, hi_closed = (False, closed[ops[0]]) if upper else (closed[ops[0]], False)
-    else:
-        return None
-    return ("seq", "[" if lo_closed else "(", "]" if hi_closed else ")", (lo, hi))

@@ -25,9 +25,13 @@ TAIL_CHARS = 8192  # the final answer is in the last lines: scan no more (hostil
 _OPEN = re.compile(r"(?<!\\)\$\$|(?<!\\)\$|\\\(|\\\[")
 _CLOSE = {"$$": re.compile(r"(?<!\\)\$\$"), "$": re.compile(r"(?<!\\)\$"),
           "\\(": re.compile(r"\\\)"), "\\[": re.compile(r"\\\]")}
-# The last_number pattern, plus thousands in European (`2.500,75`) and thin-space (`2 500`) style.
+# The last_number pattern, plus thousands in European (`2.500,75`) and thin-space (`2 500`) style
+# and a decimal comma before a currency sign (`12,50 €`). A digit run glued to a letter before
+# it is part of a word (`QX7ZT`, `H2O2`, `E404`), not a number.
 NUMBER = re.compile(
-    r"(?:(?<![\w.\-])-)?(?:\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:[\u00a0\u202f\u2009]\d{3})+(?:\.\d+)?"
+    r"(?:(?<![\w.\-])-)?(?<![A-Za-z\d])"
+    r"(?:\d{1,3}(?:\.\d{3})+,\d+|\d{1,3}(?:[\u00a0\u202f\u2009]\d{3})+(?:\.\d+)?"
+    r"|\d+,\d{1,2}(?=\s?[\u20ac\u00a3\u20bd\u20b9\u00a5])"
     r"|(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?)|(?:(?<![\w.\-])-)?\.\d+")
 
 # Letter runs that are math, not words ("sqrt(2)", "2 pi", "log x", "max").
@@ -144,6 +148,12 @@ def tail(text: str) -> str:
     return text[cut + 1:] if cut >= 0 else text[-TAIL_CHARS:]
 
 
+def _last_line(text: str) -> str:
+    end = len(text.rstrip())
+    return text[text.rfind("\n", 0, end) + 1:end]
+
+
 def free_text(completion: str) -> str | None:
-    """The answer of a completion with no explicit marker: itself if it is math, else its last math item."""
-    return whole_math(completion) or last_math(tail(completion))
+    """The answer of a completion with no explicit marker: itself if it is math, else its last
+    line if that is math (a solution that ends in `\\frac{5}{15}`), else its last math item."""
+    return whole_math(completion) or whole_math(_last_line(completion)) or last_math(tail(completion))

@@ -16,9 +16,11 @@ Expressions
     ("fn", name, arg, ...)       sin, cos, ..., sqrt, root (arg, n), log (arg, base), abs,
                                  floor, ceil, binom (n, k)
 Structures (only at the top of an answer or inside another structure)
-    ("seq", open, close, items)  "(1,2)", "[a,b)", "\\{1,2\\}" (open="{"), bare "1, 2" (open="")
+    ("seq", open, close, items)  "(1,2)", "[a,b)", "\\{1,2\\}" (open="{"), bare "1, 2" (open=""),
+                                 ratio "3:7" (open=close=":")
     ("union", items)             interval union
     ("eq", lhs, rhs)             equation
+    ("chain", sides)             `a+2z = 2z+a = 101`: equal sides, the last one the result
     ("rel", ops, operands)       inequality chain, e.g. ops=("<", "<=")
     ("matrix", rows)             rows: tuple of tuples of nodes
 """
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-STRUCTURES = frozenset({"seq", "union", "eq", "rel", "matrix"})
+STRUCTURES = frozenset({"seq", "union", "eq", "rel", "matrix", "chain"})
 
 
 def children(node) -> Iterator[tuple]:
@@ -37,7 +39,7 @@ def children(node) -> Iterator[tuple]:
         return
     if tag == "seq":
         yield from node[3]
-    elif tag == "union":
+    elif tag in ("union", "chain"):
         yield from node[1]
     elif tag == "rel":
         yield from node[2]
