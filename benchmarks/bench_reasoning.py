@@ -96,11 +96,16 @@ def run_seed(args, seed: int) -> dict:
 
 def read_run(run_dir: Path, seed: int, wall_s: float) -> dict:
     """Every eval of one run: its summary numbers and, per problem, the lenient/strict c of n."""
+    from mathrl.results import RunDir
+
     evals = []
     # step-000000, step-000010, ..., final (the last one, after the last training step)
     for path in sorted((run_dir / "eval").glob("*.json"), key=lambda p: (p.stem == "final", p.stem)):
         summary = json.loads(path.read_text())
-        rows = [json.loads(line) for line in (run_dir / "samples" / f"eval-{path.stem}.jsonl").open()]
+        rows = RunDir(run_dir).read_samples(f"eval-{path.stem}")
+        sampled = [a for r in rows for a in r["samples_extracted_lenient"]]
+        # the eval's no_answer_frac counts greedy answers only; this counts every sampled completion
+        summary["no_answer_sampled"] = {"count": sum(a is None for a in sampled), "of": len(sampled)}
         summary["per_problem"] = {r["id"]: {"c_lenient": sum(r["samples_correct_lenient"]),
                                             "c": sum(r["samples_correct"]), "n": len(r["samples_correct"]),
                                             "greedy_lenient": r["correct_lenient"]} for r in rows}
@@ -127,6 +132,7 @@ def summarize(args, runs: list[dict]) -> dict:
         for key in (*KEYS, *sorted(k for k in end if k.startswith(("pass@", "maj@")))):
             row[key] = [e.get(key) for e in r["evals"]]
         row["kl_k3_end"] = (end.get("kl_drift") or {}).get("k3_token")
+        row["no_answer_sampled"] = [e["no_answer_sampled"] for e in r["evals"]]
         row["gain_pass@1_lenient"] = end["pass@1_lenient"] - start["pass@1_lenient"]
         per_seed.append(row)
         ids = sorted(end["per_problem"])  # the same problems at both evaluations: paired
