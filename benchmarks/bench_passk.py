@@ -35,12 +35,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     ks = tuple(int(k) for k in args.k.split(","))
-    run_dirs = sorted(p for p in (args.runs / "runs").glob("seed-*") if (p / "final").is_dir())
+    out = args.runs / "passk"
+    # a run's samples, once written, are reused: its final/ model is not committed
+    run_dirs = sorted(p for p in (args.runs / "runs").glob("seed-*")
+                      if (p / "final").is_dir() or (out / f"{p.name}.json").is_file())
     if not run_dirs:
         raise SystemExit(f"no finished run with a final/ model under {args.runs / 'runs'}")
     cfg = json.loads((run_dirs[0] / "config.json").read_text())
     cfg = cfg.get("config", cfg)
-    out = args.runs / "passk"
     out.mkdir(parents=True, exist_ok=True)
     temperature = args.temperature if args.temperature is not None else cfg["temperature"]
     models = {"before": cfg["model"], **{d.name: str(d / "final") for d in run_dirs}}
@@ -52,6 +54,8 @@ def main() -> None:
     for row in summary["per_seed"]:
         print(row["seed"], "  ".join(f"{m}@{k}: {d['before']:.2f}->{d['after']:.2f} [{d['ci95'][0]:+.2f},{d['ci95'][1]:+.2f}]"
                                      for m in ("pass", "maj") for k, d in row[m].items()))
+    for key, g in summary["gain_over_seeds"].items():
+        print(f"{key}: gain {g['mean']:+.3f}, 95% CI over seeds and problems [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]")
     print(f"wrote {out / 'summary.json'} and {out / 'pass_maj_vs_k.png'}")
 
 
@@ -59,7 +63,11 @@ def sample(name: str, model_path: str, cfg: dict, args, ks, temperature: float, 
     """n samples per problem from one model, or the file a previous call wrote."""
     path = out / f"{name}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        if "rows" not in result:  # the committed form keeps the rows beside it
+            lines = path.with_suffix(".samples.jsonl").read_text().splitlines()
+            result["rows"] = [json.loads(line) for line in lines if line.strip()]
+        return result
     import torch
 
     from mathrl.evaluate import evaluate
