@@ -2,8 +2,8 @@
 
 Two kinds of claim: each algorithm's gain over its own start (its step-0 evaluation, per seed),
 and each difference between two algorithms. Where every run kept its evaluation samples, a claim
-is made on the (seed, problem) matrix of per-problem pass@1, resampled by stats.crossed_bootstrap
-(paired: the same seeds and problems on both sides). Otherwise it falls back to the run-level
+is made on the (seed, problem) matrix of per-problem pass@1 (stats.seeds_problems_interval; paired:
+the same seeds and problems on both sides). Otherwise it falls back to the run-level
 metric over seeds (a Student-t interval) and says so. Every p-value is Holm-adjusted over the
 whole family of the report's claims, and only an adjusted p < alpha orders two arms; the
 family-wise interval (Bonferroni, conf 1 - alpha/m) is the one to quote beside such a verdict.
@@ -92,8 +92,8 @@ def claims(groups: list[dict], metric: str | None, alpha: float = 0.05, delta: f
             rows.append(_row(kind, first, second, len(level), None, est, T_METHOD))
             matrices.append(None)
             continue
-        est = stats.crossed_bootstrap(x)
-        row = _row(kind, first, second, x.shape[0], x.shape[1], est, "crossed bootstrap")
+        est = stats.seeds_problems_interval(x)
+        row = _row(kind, first, second, x.shape[0], x.shape[1], est, "seeds x problems")
         row["p_improvement"] = _improvement(data)
         rows.append(row)
         matrices.append(x)
@@ -104,7 +104,7 @@ def claims(groups: list[dict], metric: str | None, alpha: float = 0.05, delta: f
     for row, x in zip(rows, matrices):  # family-wise interval and power: need the matrix
         if x is None:
             continue
-        fw = stats.crossed_bootstrap(x, conf=1 - alpha / m)
+        fw = stats.seeds_problems_interval(x, conf=1 - alpha / m)
         row["fw_lo"], row["fw_hi"] = fw.lo, fw.hi
         if x.shape[0] < 2:
             continue

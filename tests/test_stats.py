@@ -14,6 +14,7 @@ from mathrl.stats import (
     prob_improvement,
     seeds_for_half_width,
     seeds_needed,
+    seeds_problems_interval,
     t_interval,
     variance_components,
 )
@@ -113,3 +114,18 @@ def test_seeds_for_half_width():
     var = Variance(seed=0.03**2, problem=0.0, residual=0.0, n_problems=100)
     n = seeds_for_half_width(var, 0.03)  # t_{.975,n-1} * 0.03 / sqrt(n) <= 0.03: n = 7 (2.447/sqrt(7) = 0.925)
     assert n == 7
+
+
+def test_the_quoted_interval_is_never_narrower_than_the_t_interval_over_few_seeds():
+    # 3 seeds at 0.4 / 0.5 / 0.6 on identical problems: the bootstrap's 10 distinct seed
+    # resamples give at most [0.4, 0.6]; the t interval is 0.5 +- 4.303 * 0.1 / sqrt(3) = +-0.248.
+    x = np.repeat(np.array([[0.4], [0.5], [0.6]]), 50, axis=1) + np.random.default_rng(0).normal(0, 1e-3, (3, 50))
+    est = seeds_problems_interval(x, n_boot=5000)
+    assert est.hi - est.mean == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=0.02)
+    assert est.p == pytest.approx(2 * st.t.sf(0.5 / (0.1 / math.sqrt(3)), 2), rel=0.05)
+    # with many seeds and problems the two methods agree, and the bootstrap is kept where wider
+    rng = np.random.default_rng(2)
+    y = rng.normal(0.05, 0.02, (30, 1)) + rng.normal(0, 0.1, (1, 300)) + rng.normal(0, 0.2, (30, 300))
+    boot, quoted = crossed_bootstrap(y, n_boot=5000), seeds_problems_interval(y, n_boot=5000)
+    assert quoted.lo <= boot.lo and quoted.hi >= boot.hi
+    assert (quoted.hi - quoted.lo) == pytest.approx(boot.hi - boot.lo, rel=0.15)
