@@ -7,6 +7,7 @@ Known errors (bad config, task, data, model) print one line and exit with code 2
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import signal
@@ -23,6 +24,11 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
 
+# a folder that cannot be written: full disk, quota, read-only or not ours
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}  # only writes fail with these
+
+
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"mathrl: error: {message}", err=True)
     raise typer.Exit(code)
@@ -35,6 +41,8 @@ def run_guarded(debug: bool, fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (ValueError, FileNotFoundError, KeyError, ImportError, OSError) as e:
+        if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:  # e.g. a report or a suite's summary
+            fail(f"cannot write {e.filename or 'into --output'} ({e.strerror}); free space, then run again")
         fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
 
 
@@ -60,7 +68,9 @@ def run(
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init for tiny, prompt order, sampling)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks, e.g. ../shared/data/gsm8k (else $MATHRL_DATA_DIR, datasets cache, Hub)."),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs (also $MATHRL_TASKS_PATH)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its last complete checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its last complete checkpoint, with the settings of its config.json: a flag that changes one is refused, except --max-steps and the logging, eval and checkpoint cadence."),
+    allow_config_change: bool = typer.Option(False, "--allow-config-change", help="With --resume: apply the changed settings from the resumed step on, recorded in config.json (config_changes) and shown by the summary and `mathrl report`."),
+    restart: bool = typer.Option(False, "--restart", help="With --resume: when no usable checkpoint is left, train again from step 0 instead of stopping; the old metrics, evals, samples and checkpoints are moved to RUN_DIR/discarded-<time>/."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
     help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and meaning, then exit."),
@@ -75,21 +85,23 @@ def run(
     flags = {"task": task, "model": model, "output": output, "max_steps": max_steps, "seed": seed,
              "data_dir": data, "tasks_dir": tasks_dir}
     overrides.update({k: str(v) if isinstance(v, Path) else v for k, v in flags.items() if v is not None})
+    if (allow_config_change or restart) and resume is None:
+        fail("--allow-config-change and --restart go with --resume RUN_DIR")
     if resume is not None:
-        cfg = run_guarded(debug, _resume_config, resume, overrides)
+        cfg = run_guarded(debug, _resume_config, resume, algo, config, overrides)
     else:
         cfg = run_guarded(debug, build_config, algo, config, overrides)
     typer.echo(f"mathrl run: algo={cfg.algo} task={cfg.task} model={cfg.model} steps={cfg.max_steps} "
                f"batch={cfg.prompts_per_step}x{cfg.group_size} seed={cfg.seed}", err=True)
-    run_dir = run_guarded(debug, _train, cfg, not quiet, resume)
-    from mathrl.results import RunDir
-    from mathrl.results import summarize
+    run_dir = run_guarded(debug, _train, cfg, not quiet, resume, allow_config_change, restart)
+    from mathrl.results import RunDir, summarize
 
     typer.echo(summarize(run_dir, RunDir(run_dir).read_metrics()))
 
 
-def _resume_config(run_dir: Path, overrides: dict):
-    from mathrl.config import FIELDS, build_config
+def _resume_config(run_dir: Path, algo: Optional[str], config: Optional[Path], overrides: dict):
+    """The run's saved settings < --config YAML < --set and flags (train refuses a difference)."""
+    from mathrl.config import FIELDS, _read_yaml, build_config
 
     path = run_dir / "config.json"
     if not path.is_file():
@@ -99,41 +111,51 @@ def _resume_config(run_dir: Path, overrides: dict):
     except json.JSONDecodeError as e:  # e.g. edited by hand; say which file, not just the JSON error
         raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it or start a new run") from None
     values = {k: v for k, v in saved.items() if k in FIELDS and k not in ("batch_size", "algo")}
-    values.update(overrides)
+    from_yaml = _read_yaml(config) if config is not None else {}
+    values.update({k: v for k, v in from_yaml.items() if k != "algo"}, **overrides)
     values["output"] = str(run_dir)
-    return build_config(saved["algo"], None, values)
+    return build_config(algo or from_yaml.get("algo") or saved["algo"], None, values)
 
 
-# a run directory that cannot be written: full disk, quota, read-only or not ours
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
-
-
-def _train(cfg, progress: bool, resume: Optional[Path]):
-    from mathrl.checkpoint import raise_interrupted
+def _train(cfg, progress: bool, resume: Optional[Path], allow_config_change: bool = False, restart: bool = False):
+    from mathrl.checkpoint import WriteError, list_checkpoints
     from mathrl.run_state import RunAborted
     from mathrl.train import train
 
-    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
-    previous = signal.signal(signal.SIGTERM, raise_interrupted) if main else None  # start-up, final eval
     try:
-        return train(cfg, progress=progress, resume=resume)
+        with _sigterm_interrupts():  # start-up, final eval
+            return train(cfg, progress=progress, resume=resume, allow_config_change=allow_config_change,
+                         restart=restart)
     except RunAborted as e:
         fail(str(e), code=3)
     except OSError as e:
-        if e.errno not in _WRITE_ERRNOS:
+        if e.errno not in _WRITE_ERRNOS and not isinstance(e, WriteError):
             raise
         run = resume or cfg.output or "RUN_DIR"
-        what = str(e) if e.__class__.__name__ == "CheckpointWriteError" else \
-            f"cannot write {e.filename or run} ({e.strerror})"
+        what = str(e) if isinstance(e, WriteError) else f"cannot write {e.filename or run} ({e.strerror})"
         again = f"continue with --resume {run}" if (Path(str(run)) / "config.json").is_file() else "run again"
         fail(f"{what}; free space or fix permissions, then {again}")
     except KeyboardInterrupt as e:  # train() saved the last completed step unless the signal came twice
         run = resume or cfg.output
         started = run is not None and (Path(run) / "config.json").is_file()  # else there is nothing to resume
-        where = str(e) if ";" in str(e) else \
-            f"{str(e) or 'interrupted'}; {f'the last checkpoint is in {run}' if started else 'nothing was saved'}"
-        then = f"continue with --resume {run}" if started else "run the command again"
+        saved = list_checkpoints(Path(run) / "checkpoints") if started else []
+        where = str(e) if ";" in str(e) else f"{str(e) or 'interrupted'}; " + (
+            f"the last checkpoint is {saved[-1]}" if saved else "no checkpoint was saved")
+        then = "run the command again" if not started else f"continue with --resume {run}" + (
+            "" if saved else " --restart")
         fail(f"{where} ({then})", code=getattr(e, "exit_code", 130))
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM outside training stops at once like Ctrl-C (an Interrupted with exit code 143);
+    within training DeferredInterrupt defers it to the end of the step."""
+    from mathrl.checkpoint import raise_interrupted
+
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, raise_interrupted) if main else None
+    try:
+        yield
     finally:
         if main:
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
@@ -241,8 +263,13 @@ def compare(
     import yaml
 
     options = {k: yaml.safe_load(v) for k, v in parse_sets(executor_option, "--executor-option").items()}
-    outcomes = run_guarded(debug, run_suite, suite, output, parse_sets(set_), algos, dry_run, not quiet,
-                           lambda line: typer.echo(line, err=True), jobs, executor, options)
+    try:
+        with _sigterm_interrupts():
+            outcomes = run_guarded(debug, run_suite, suite, output, parse_sets(set_), algos, dry_run, not quiet,
+                                   lambda line: typer.echo(line, err=True), jobs, executor, options)
+    except KeyboardInterrupt as e:  # compare logged where it stopped
+        fail(f"{str(e) or 'interrupted'}; to continue, run the same `mathrl compare` command again",
+             code=getattr(e, "exit_code", 130))
     if any(o.action == "aborted" for o in outcomes):
         fail("some runs were aborted (see above); rerun the same command to retry them", code=3)
 

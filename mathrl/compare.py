@@ -53,6 +53,7 @@ from mathrl.checkpoint import list_checkpoints
 from mathrl.config import FIELDS, ConfigError, RunConfig, build_config, parse_value, preset_overrides
 from mathrl.recipe import Recipe
 from mathrl.results import RunDir, is_run_dir, to_json
+from mathrl.run_lock import DirLock
 
 SUITE_KEYS = ("name", "version", "description", "finding", "common", "algorithms", "tasks", "seeds",
               "budget", "init_from")
@@ -399,9 +400,19 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
         text = f"aborted: {o.note}" if o.action == "aborted" else f"{o.action}, final acc {_acc(o.final_acc)}"
         log(f"[{len(outcomes)}/{len(runs)}] {o.run.name}: {text} ({o.seconds / 60:.1f} min)")
 
-    if todo and not dry_run:
-        execute_all(run_one, todo, jobs, executor, executor_options, progress and jobs == 1, done)
-    if not dry_run:  # with --only, the report still covers every run of the suite that exists
+    if dry_run:
+        return outcomes
+    with DirLock(output):  # one compare per output folder at a time (run_lock.py)
+        try:
+            if todo:
+                execute_all(run_one, todo, jobs, executor, executor_options, progress and jobs == 1, done)
+        except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: where the suite stopped, how to go on
+            left = [r.name for r in todo if r.name not in {o.run.name for o in outcomes}]
+            log(f"{str(e) or 'interrupted'}: {len(outcomes)} of {len(runs)} runs finished, not {', '.join(left)}; "
+                f"the same command continues: finished runs are skipped, interrupted ones resume from their "
+                f"last checkpoint")
+            raise
+        # with --only, the report still covers every run of the suite that exists
         report = write_suite_report(suite, plan(suite, output, overrides) if only else runs, output)
         log(f"report: {report}")
     return outcomes

@@ -23,7 +23,7 @@ from mathrl import claims
 from mathrl.claims import md_table
 from mathrl.report_plots import write_plots
 from mathrl.stats import t_interval
-from mathrl.results import RunDir, to_json
+from mathrl.results import RunDir, config_change_lines, to_json
 
 DASH = "—"
 _AT_K = re.compile(r"(pass|maj)@(\d+)$")
@@ -97,6 +97,7 @@ def load_run(path: str | Path) -> dict[str, Any]:
         "wall_s": _last(rows, "time/cumulative_s"),
         "steps": _last(rows, "step"),
         "has_final_eval": final is not None,
+        "config_changes": config_change_lines(config),  # --resume --allow-config-change
         "rows": rows,
     }
 
@@ -259,6 +260,10 @@ def render_markdown(
     missing = [f"- `{r['name']}`: " + ", ".join(why) for r in runs if (why := _missing(r))]
     if missing:
         parts += ["## Missing data", "", *missing, ""]
+    changed = [f"- `{r['name']}` {line}" for r in runs + (warm or []) for line in r["config_changes"]]
+    if changed:
+        parts += ["## Settings changed on resume", "", "Resumed with `--allow-config-change`; each change is in "
+                  "force from the step named (config.json, `config_changes`).", "", *changed, ""]
     return "\n".join(parts)
 
 

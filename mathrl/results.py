@@ -6,6 +6,8 @@
     <run>/samples/<name>.jsonl  (.jsonl.gz once compressed for committing: read_samples reads both)
     <run>/checkpoints/     resumable state (written by checkpoint.py)
     <run>/final/           a plain Hugging Face model folder
+    <run>/.lock            the running process's lock: pid, host, start time (run_lock.py)
+    <run>/discarded-<time>/  what `--resume --restart` moved aside (resume.py)
 
 JSON safety: the JSON standard has no NaN or Infinity (Python writes them, but jq, JS and
 most readers reject the file). Every non-finite float is written as null, so a reader sees
@@ -72,8 +74,10 @@ def _write_atomic(path: Path, text: str | bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: say which
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -117,10 +121,15 @@ class RunDir:
         if not self._tail_checked:
             self._drop_torn_tail()
             self._tail_checked = True
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror, str(self.metrics_path)) from e  # name the file
 
     def _drop_torn_tail(self) -> None:
         """After a crash mid-write the file may end in half a line; appending to it would
@@ -245,6 +254,13 @@ def _git_dirty(repo: Path) -> bool | None:
     return None if status is None else bool(status)
 
 
+def config_change_lines(config: dict[str, Any]) -> list[str]:
+    """One line per setting change recorded by `--resume --allow-config-change` (resume.py):
+    'from step 3: lr 0.001 -> 0.01'."""
+    return [f"from step {c['step']}: " + ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in c["changes"].items())
+            for c in config.get("config_changes", [])]
+
+
 def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
     """A short human summary for the end of `mathrl run`."""
     steps = [m for m in metrics if "reward/mean" in m]
@@ -260,4 +276,6 @@ def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
     if evals:
         lines.append(f"eval accuracy: {acc(evals[0]):.3f} (step {evals[0]['step']}) -> "
                      f"{acc(evals[-1]):.3f} (step {evals[-1]['step']})")
+    if is_run_dir(run_dir):
+        lines += [f"settings changed on resume, {line}" for line in config_change_lines(RunDir(run_dir).read_config())]
     return "\n".join(lines)

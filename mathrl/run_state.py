@@ -19,7 +19,8 @@ from typing import Any, Callable
 import torch
 
 from mathrl import tracking
-from mathrl.checkpoint import DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state
+from mathrl.checkpoint import (DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state,
+                               write_folder)
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
 from mathrl.costs import choose_threads, reuse_freed_memory, warn_if_no_reward
 from mathrl.config import RunConfig
@@ -31,8 +32,10 @@ from mathrl.health import Health
 from mathrl.models import frozen_copy, load_model, reference_context, save_final
 from mathrl.recipe import Recipe
 from mathrl.results import RunDir, environment_info, is_run_dir
+from mathrl.resume import apply_optimizer_settings, config_changes, record_changes, set_aside, without_checkpoint
 from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
+from mathrl.run_lock import DirLock, lock_run_dir
 from mathrl.sampler import ProblemSampler, PromptSampler
 from mathrl.tasks import Task, get_task
 from mathrl.types import Problem
@@ -80,6 +83,7 @@ class RunState:
     show_progress: bool = False
     last_metrics: dict[str, Any] = field(default_factory=dict)
     start_time: float = field(default_factory=time.time)
+    lock: DirLock | None = None  # the run directory's, held until the run ends (run_lock.py)
 
     # ---- models -------------------------------------------------------------------------
     def policy_for_generation(self):
@@ -174,11 +178,12 @@ def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> t
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=plain or None)
 
 
-def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunState:
+def build_run_state(cfg: RunConfig, resume: str | Path | None = None, allow_config_change: bool = False,
+                    restart: bool = False) -> RunState:
+    """The run, ready for its next step, holding the run directory's lock (released by
+    `with state.lock:` in train, or here if the start fails). `allow_config_change` and
+    `restart` are --resume's options (resume.py)."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
-
-    from mathrl.value import ValueHead
 
     threads, why = choose_threads(cfg.threads)
     torch.set_num_threads(threads)
@@ -189,6 +194,22 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     run_path = Path(resume) if resume else Path(cfg.output) if cfg.output else default_run_dir(cfg)
     accelerator = Accelerator(cpu=device == "cpu", **tracking.accelerator_kwargs(cfg.report_to, run_path))
     enable_fsdp_on_cpu(accelerator)  # an FSDP launch shards on CPU processes too
+    lock = lock_run_dir(run_path, accelerator)  # one writer per run directory, from start-up on
+    try:
+        changes = config_changes(RunDir(run_path), cfg, allow_config_change) if resume else {}
+        state = _build_run_state(cfg, resume, accelerator, run_path, changes, restart)
+    except BaseException:
+        lock.release(failed_start=not resume)
+        raise
+    state.lock = lock
+    return state
+
+
+def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, changes: dict, restart: bool) -> RunState:
+    from accelerate.utils import set_seed
+
+    from mathrl.value import ValueHead
+
     world, rank = accelerator.num_processes, accelerator.process_index
     warn_if_launch_lost_processes(world)
     # Every rank builds the same initial weights; prompts are sharded by the sampler and the
@@ -250,7 +271,7 @@ def build_run_state(cfg: RunConfig, resume: str | Path | None = None) -> RunStat
     )
     accelerator.wait_for_everyone()  # every rank has checked run_path before rank 0 writes into it
     if resume:
-        restore(state)
+        restore(state, changes, restart)
     elif accelerator.is_main_process:
         state.run.write_config(run_config_record(state))
     history = state.run.read_metrics() if resume and accelerator.is_main_process else None
@@ -318,12 +339,17 @@ def stop_if_interrupted(state: RunState, interrupt: DeferredInterrupt) -> None:
     raise interrupt.stop(f"after step {state.step}; checkpoint saved in {path}")
 
 
-def restore(state: RunState) -> None:
+def restore(state: RunState, changes: dict | None = None, restart: bool = False) -> None:
     found = load_latest(state.run.checkpoints_dir)
-    if found is None:  # killed before the first checkpoint: the start is as reproducible as one
-        print(f"mathrl: no usable checkpoint in {state.run.checkpoints_dir}; restarting the run from step 0",
-              file=sys.stderr)
-        state.run.rewind_metrics(-1)  # the step-0 eval is redone as well
+    if found is None:
+        aside = without_checkpoint(state.run, restart)  # stops unless nothing trained is lost (resume.py)
+        state.accelerator.wait_for_everyone()  # every rank decided before the main process moves files
+        if state.accelerator.is_main_process:
+            if aside:
+                set_aside(state.run, aside)
+            else:
+                state.run.rewind_metrics(-1)  # the step-0 eval is redone
+        apply_changes(state, changes or {})
         return
     _, saved = found
     unwrap = state.accelerator.unwrap_model
@@ -346,6 +372,16 @@ def restore(state: RunState) -> None:
     # checkpoints written before this flag existed: the policy moved once the optimizer stepped
     state.policy_is_reference = saved.get("policy_is_reference", not state.optimizer.state)
     state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
+    apply_changes(state, changes or {})
+
+
+def apply_changes(state: RunState, changes: dict) -> None:
+    """--allow-config-change: the changed settings in force from the resumed step on, and recorded."""
+    if not changes:
+        return
+    apply_optimizer_settings(state.optimizer, state.scheduler, state.cfg)  # the checkpoint restored the old ones
+    if state.accelerator.is_main_process:
+        state.run.write_config(record_changes(run_config_record(state), state.run.read_config(), changes, state.step))
 
 
 # ---- eval, samples, the end -------------------------------------------------------------------
@@ -404,7 +440,8 @@ def finish_run(state: RunState) -> Path:
         state.log({**metrics, "step": state.step, "final": True})
     weights = full_model_state(state.accelerator, state.model) if is_sharded(state.accelerator) else None
     if state.cfg.save_final and state.accelerator.is_main_process:
-        save_final(state.policy_for_generation(), state.tokenizer, state.run.final_dir, state_dict=weights)
+        write_folder(state.run.final_dir, lambda tmp: save_final(state.policy_for_generation(), state.tokenizer, tmp,
+                                                                 state_dict=weights), "the final model folder")
     tracking.end(state.accelerator)
     state.accelerator.wait_for_everyone()
     return state.run.path

@@ -45,32 +45,35 @@ from mathrl.verify import check_steps
 MAX_CONSECUTIVE_SKIPS = 3
 
 
-def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None) -> Path:
-    """Run one training job; returns the run directory."""
-    state = build_run_state(cfg, resume=resume)
-    state.show_progress = progress and state.accelerator.is_main_process  # also the eval bars
-    with DeferredInterrupt() as interrupt:  # Ctrl-C: finish the step, save a checkpoint, stop
-        if state.step == 0:
-            announce_costs(state)  # what a step and an eval will cost, before either starts
-            run_eval(state)  # step-0 accuracy: the baseline every curve starts from
-        bar = state.progress_bar(enabled=progress)
-        while state.step < cfg.max_steps:
+def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = None,
+          allow_config_change: bool = False, restart: bool = False) -> Path:
+    """Run one training job; returns the run directory. `allow_config_change` and `restart`
+    are --resume's options (mathrl/resume.py)."""
+    state = build_run_state(cfg, resume=resume, allow_config_change=allow_config_change, restart=restart)
+    with state.lock:  # one writer per run directory until the run ends, however it ends
+        state.show_progress = progress and state.accelerator.is_main_process  # also the eval bars
+        with DeferredInterrupt() as interrupt:  # Ctrl-C: finish the step, save a checkpoint, stop
+            if state.step == 0:
+                announce_costs(state)  # what a step and an eval will cost, before either starts
+                run_eval(state)  # step-0 accuracy: the baseline every curve starts from
+            bar = state.progress_bar(enabled=progress)
+            while state.step < cfg.max_steps:
+                stop_if_interrupted(state, interrupt)
+                metrics = train_step(state)
+                state.step += 1
+                metrics.update(global_step_metrics(state.accelerator, state.meter), step=state.step)
+                if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
+                    metrics.update(run_eval(state))
+                metrics.update(state.health.check(metrics, state.step))  # loud warnings on silent failure
+                state.log(metrics)
+                bar.update(metrics)
+                state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
+                if cfg.ref_reset_every and state.step % cfg.ref_reset_every == 0:
+                    reset_reference(state)  # before the checkpoint, which saves the new reference
+                maybe_checkpoint(state)
+            bar.close()
             stop_if_interrupted(state, interrupt)
-            metrics = train_step(state)
-            state.step += 1
-            metrics.update(global_step_metrics(state.accelerator, state.meter), step=state.step)
-            if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
-                metrics.update(run_eval(state))
-            metrics.update(state.health.check(metrics, state.step))  # loud warnings on silent failure
-            state.log(metrics)
-            bar.update(metrics)
-            state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
-            if cfg.ref_reset_every and state.step % cfg.ref_reset_every == 0:
-                reset_reference(state)  # before the checkpoint, which saves the new reference
-            maybe_checkpoint(state)
-        bar.close()
-        stop_if_interrupted(state, interrupt)
-    return finish_run(state)
+        return finish_run(state)
 
 
 def reset_reference(state: RunState) -> None:

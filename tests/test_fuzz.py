@@ -290,7 +290,7 @@ def _config_test(examples: int, name: str):
         from mathrl.config import FIELDS
         from mathrl.recipe import Recipe
 
-        def no_training(cfg, progress, resume):  # the config is what is tested: stop before any model loads
+        def no_training(cfg, progress, resume, *options):  # the config is what is tested: stop before any model loads
             Recipe.from_config(cfg)
             raise SystemExit(0)
 

@@ -242,8 +242,9 @@ def test_sigkill_at_random_points_then_resume_repeats_the_run(tmp_path, digit_ta
             trigger = rng.choice(["start", "config", "step", "step", "step"])
             killed = _kill_at(cmd, run, trigger, rng.randint(1, 3), rng.uniform(0, 0.6))
             kills += [killed] if killed else []
-            # killed before config.json: nothing to resume, the user repeats the command
-            cmd = _cli("--resume", str(run)) if (run / "config.json").is_file() else fresh(run)
+            # killed before config.json: nothing to resume, the user repeats the command; killed
+            # after step 1 was logged but before its checkpoint: --restart replays from step 0
+            cmd = _cli("--resume", str(run), "--restart") if (run / "config.json").is_file() else fresh(run)
         subprocess.run(cmd, check=True, capture_output=True)
         assert comparable(run) == expected, f"trial {trial} differs"
         assert not list(run.glob("checkpoints/.tmp-*"))

@@ -101,8 +101,8 @@ def test_wandb_is_offline_unless_wandb_mode_says_otherwise(tmp_path, monkeypatch
 # ---- end to end -----------------------------------------------------------------------------------
 def test_the_default_writes_nothing_beyond_the_run_directory(tmp_path, digit_tasks):
     run = tiny_run(digit_tasks, tmp_path / "plain", steps=1)
-    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "config.json", "eval", "final",
-                                                      "metrics.jsonl", "samples"]
+    assert sorted(p.name for p in run.iterdir()) == [".lock", "checkpoints", "config.json", "eval", "final",
+                                                      "metrics.jsonl", "samples"]  # .lock: run_lock.py
 
 
 @needs_tensorboard

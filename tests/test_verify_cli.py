@@ -48,11 +48,14 @@ def test_errors_are_one_line_and_exit_2(args, message):
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def test_malformed_input_names_the_line(tmp_path):
+@pytest.mark.parametrize("bad, message", [(b'{oops', "not valid JSON"),
+                                          (b'{"pred": "\xff", "gold": "1"}', "not valid UTF-8 (byte 0xff at column 11)")])
+def test_malformed_input_names_the_file_and_line(tmp_path, bad, message):
     src = tmp_path / "bad.jsonl"
-    src.write_text('{"pred": "1", "gold": "1"}\n{oops\n')
+    src.write_bytes(b'{"pred": "1", "gold": "1"}\n' + bad + b"\n")
     result = runner.invoke(app, ["verify", "--input", str(src)])
-    assert result.exit_code == 2 and f"{src}:2:" in result.output
+    errors = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(errors) == 1 and f"{src}:2: {message}" in errors[0], result.output
 
 
 def test_verify_command_does_not_import_torch_or_sympy():
