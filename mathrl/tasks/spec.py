@@ -77,6 +77,7 @@ SCHEMA: dict[str, Field] = {
             "question": Field(STR, required=True),
             "response": Field(STR, required=True),  # the full assistant turn
             "answer": Field(SCALAR),  # if given, `tasks check` grades the response against it
+            "meta": Field(MAP, default={}),  # Problem.meta for a grader hook's check of it
         }),
     }),
     "grader": Field(MAP, required=True, schema={
@@ -89,6 +90,9 @@ SCHEMA: dict[str, Field] = {
         "rel_tol": Field(NUM, default=1e-6),
         "timeout": Field(NUM, default=2.0),
         "percent_as_fraction": Field(BOOL, default=False),  # "50%" equals 0.5 (else 50)
+        # "file.py:function": the task's own verdict (mathrl/tasks/hooks.py) on the completion,
+        # the extracted answer and the problem, instead of `mode`; `timeout` is per call
+        "hook": Field(STR),
     }),
     "generation": Field(MAP, required=True, schema={
         "max_new_tokens": Field(INT, required=True),
@@ -99,6 +103,8 @@ SCHEMA: dict[str, Field] = {
         "completion": Field(STR, required=True),
         "gold": Field(SCALAR, required=True),
         "correct": Field(BOOL, required=True),
+        "meta": Field(MAP, default={}),  # Problem.meta, for a grader hook
+        "repeat": Field(INT, default=1),  # the completion repeated N times (a 1 MB input, short)
         "note": Field(STR, default=""),
     }),
 }
