@@ -146,6 +146,22 @@ def test_a_user_task_with_its_own_hook_trains_via_tasks_dir(hook_dir, tmp_path):
     assert {(r["extracted"], r["reward"]) for r in rows} == {("x", 0.5)}
 
 
+@pytest.mark.slow  # generating countdown's 1,200 problems takes most of a minute
+def test_countdown_trains_on_tiny_with_rewards_from_its_hook(tmp_path):
+    """The issue's command; the answers in the samples are the ones the hook read."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", "--algo", "grpo", "--task", "countdown", "--model", "tiny",
+                                      "--max-steps", "2", "--output", str(out), "--quiet",
+                                      "--set", "threads=1"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    steps = [row for row in map(json.loads, (out / "metrics.jsonl").open()) if "reward/mean" in row]
+    assert len(steps) == 2
+    rows = [json.loads(line) for line in (out / "samples" / "train-step-000001.jsonl").open()]
+    for row in rows:  # a random model writes no 'Answer:' line: the hook reads the last line
+        last = row["completion"][-4096:].strip().rsplit("\n", 1)[-1].strip() or None
+        assert row["extracted"] == last and row["reward"] == 0.0
+
+
 def test_tasks_new_scaffolds_a_task_with_a_working_hook(tmp_path):
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps({"q": f"{i}+{i}?", "a": str(2 * i)}) + "\n" for i in range(12)))
@@ -183,6 +199,7 @@ def code_injections(marker: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # imports SymPy's parser: seconds
 def test_reasoning_gyms_own_scorer_runs_model_text(tmp_path):
     """The trap the hook avoids is real: parse_expr evaluates Python."""
     from reasoning_gym.games.countdown import CountdownConfig, CountdownDataset
