@@ -20,6 +20,7 @@ The worker side is this module's `serve()`: python -m mathrl.tasks.hooks FILE FU
 from __future__ import annotations
 
 import ast
+import atexit
 import json
 import math
 import os
@@ -32,7 +33,7 @@ from mathrl.tasks.spec import TaskSpecError
 from mathrl.types import Grade, Problem
 
 WORKERS = int(os.environ.get("MATHRL_HOOK_WORKERS", "2"))  # processes per hook
-MEMORY_LIMIT = 2 << 30  # bytes of address space per worker: a memory bomb dies there, not here
+MEMORY_LIMIT = 3 << 30  # bytes of address space per worker (as the SymPy worker's): a memory bomb dies there
 
 
 class HookError(TaskSpecError):
@@ -70,7 +71,7 @@ def hook_target(ref: str, base_dir: Path, where: str, field: str = "grader.hook"
 
 # ---- the trainer's side -----------------------------------------------------------------------
 
-_POOLS: dict[tuple[str, str], object] = {}
+_POOLS: dict = {}  # (file, function) -> verify.worker.Pool
 _LOCK = threading.Lock()
 
 
@@ -84,10 +85,16 @@ def _pool(path: Path, func: str):
         return _POOLS[key]
 
 
+@atexit.register
+def _close_pools() -> None:
+    for pool in _POOLS.values():
+        pool.close()
+
+
 def problem_record(problem: Problem) -> dict:
-    """What a hook sees of a problem (JSON: it crosses a pipe)."""
-    return {"id": problem.id, "question": problem.question, "gold": problem.gold,
-            "meta": problem.meta}
+    """What a hook sees of a problem; JSON-safe (it crosses a pipe), odd meta values as str."""
+    return json.loads(json.dumps({"id": problem.id, "question": problem.question,
+                                  "gold": problem.gold, "meta": problem.meta}, default=str))
 
 
 def run_hook(path: Path, func: str, completions: list[str], answers: list[str | None],
@@ -96,12 +103,12 @@ def run_hook(path: Path, func: str, completions: list[str], answers: list[str | 
     from mathrl.verify.worker import WorkerCrashed, WorkerTimeout
 
     pool = _pool(path, func)
+    records = [problem_record(p) for p in problems]
 
     def one(i: int) -> Grade:
-        request = {"completion": completions[i], "answer": answers[i],
-                   "problem": problem_record(problems[i])}
+        request = {"completion": completions[i], "answer": answers[i], "problem": records[i]}
         try:
-            reply = pool.request(json.loads(json.dumps(request, default=str)), timeout)
+            reply = pool.request(request, timeout)
         except WorkerTimeout:
             return Grade(False, answers[i], "timeout", 0.0)
         except WorkerCrashed:
@@ -111,8 +118,7 @@ def run_hook(path: Path, func: str, completions: list[str], answers: list[str | 
         return Grade(reply["score"] >= 1.0, reply.get("answer", answers[i]), reply["reason"],
                      reply["score"])
 
-    keys = [(c, json.dumps(problem_record(p), sort_keys=True, default=str))
-            for c, p in zip(completions, problems)]
+    keys = [(c, json.dumps(r, sort_keys=True)) for c, r in zip(completions, records)]
     index: dict[tuple, int] = {}
     for i, key in enumerate(keys):
         index.setdefault(key, i)
@@ -180,6 +186,7 @@ def serve(file: str, func: str) -> None:
     import traceback
 
     _limit_self()
+    sys.path.insert(0, str(Path(file).parent))  # the hook may import modules beside it
     fn, fatal = None, None
     try:
         spec = importlib.util.spec_from_file_location(f"mathrl_grader_hook_{Path(file).stem}", file)
