@@ -237,7 +237,13 @@ def _timed(task, completion: str):
     return g, time.monotonic() - start
 
 
-def test_countdown_examples_include_the_hostile_ones():
-    notes = " ".join(ex["note"] for ex in get_task("countdown").spec["examples"])
-    for kind in ("exponent bomb", "Python", "1 MB"):
-        assert kind in notes
+def test_countdown_hostile_examples_are_not_correct_within_the_timeout():
+    task = get_task("countdown")
+    hostile = [(i, ex) for i, ex in enumerate(task.spec["examples"])
+               if any(kind in ex["note"] for kind in ("exponent bomb", "Python", "1 MB"))]
+    assert len(hostile) == 3
+    for i, ex in hostile:
+        start = time.monotonic()
+        g = task.grade(ex["completion"] * ex["repeat"], task.example_problem(ex, i))
+        assert not g.correct and time.monotonic() - start < task.spec["grader"]["timeout"] + SLACK
+    assert not Path("/tmp/mathrl-countdown-pwned").exists()  # what the __import__ example would touch
