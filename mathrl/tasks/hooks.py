@@ -29,7 +29,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from mathrl.tasks.spec import TaskSpecError
+from mathrl.tasks.spec import TaskSpecError, hook_path
 from mathrl.types import Grade, Problem
 
 WORKERS = int(os.environ.get("MATHRL_HOOK_WORKERS", "2"))  # processes per hook
@@ -41,17 +41,13 @@ class HookError(TaskSpecError):
 
 
 def hook_target(ref: str, base_dir: Path, where: str, field: str = "grader.hook") -> tuple[Path, str]:
-    """(file, function) of `file.py:function`, checked without running the file: it exists,
-    parses, and binds `function` at its top level."""
-    file, sep, func = ref.rpartition(":")
-    if not sep or not file.endswith(".py") or not func.isidentifier():
-        raise TaskSpecError(f"{where}: field '{field}' is {ref!r}; expected 'file.py:function' "
-                            f"relative to the task file")
-    path = (base_dir / file).resolve()
+    """(file, function) of `file.py:function`, checked without running the file (that happens
+    in the workers): it exists, parses, and binds `function` at its top level."""
+    path, func = hook_path(ref, base_dir, where, field)
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except OSError:
-        raise TaskSpecError(f"{where}: field '{field}': hook file {path} does not exist") from None
+    except OSError as e:
+        raise TaskSpecError(f"{where}: field '{field}': cannot read {path} ({e.strerror})") from None
     except SyntaxError as e:
         raise TaskSpecError(f"{where}: field '{field}': {path.name} line {e.lineno}: "
                             f"{e.msg}") from None

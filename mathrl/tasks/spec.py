@@ -239,16 +239,23 @@ def check_prompt(prompt: dict, where: str) -> None:
 _HOOKS: dict[Path, Any] = {}
 
 
-def load_hook(ref: str, base_dir: Path, where: str, field: str) -> Callable:
-    """Import `file.py:function`, the file relative to the task YAML's folder."""
+def hook_path(ref: str, base_dir: Path, where: str, field: str) -> tuple[Path, str]:
+    """(file, function) of `file.py:function`, the file relative to the task YAML's folder."""
     file, sep, func = ref.rpartition(":")
     if not sep or not file.endswith(".py") or not func.isidentifier():
         raise TaskSpecError(f"{where}: field '{field}' is {ref!r}; expected 'file.py:function' "
                             f"relative to the task file")
     path = (base_dir / file).resolve()
+    if not path.is_file():
+        raise TaskSpecError(f"{where}: field '{field}': hook file {path} does not exist")
+    return path, func
+
+
+def load_hook(ref: str, base_dir: Path, where: str, field: str) -> Callable:
+    """Import `file.py:function` into this process (gold and source hooks: they never see
+    model output; grader hooks run isolated, see hooks.py)."""
+    path, func = hook_path(ref, base_dir, where, field)
     if path not in _HOOKS:
-        if not path.is_file():
-            raise TaskSpecError(f"{where}: field '{field}': hook file {path} does not exist")
         # a name unique per path: two task folders may both ship a `hooks.py`
         mod_name = f"mathrl_task_hook_{abs(hash(str(path))):x}_{path.stem}"
         mod_spec = importlib.util.spec_from_file_location(mod_name, path)
