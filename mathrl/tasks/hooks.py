@@ -33,7 +33,7 @@ from mathrl.tasks.spec import TaskSpecError, hook_path
 from mathrl.types import Grade, Problem
 
 WORKERS = int(os.environ.get("MATHRL_HOOK_WORKERS", "2"))  # processes per hook
-MEMORY_LIMIT = 3 << 30  # bytes of address space per worker (as the SymPy worker's): a memory bomb dies there
+MEMORY_LIMIT = 3 << 30  # address space per worker, as the SymPy worker: a memory bomb dies there
 
 
 class HookError(TaskSpecError):
