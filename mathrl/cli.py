@@ -191,23 +191,14 @@ def eval_(
 
 def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, max_new_tokens, output, data,
               tasks_dir, seed):
-    import torch
-
     from mathrl.costs import reuse_freed_memory
-    from mathrl.evaluate import evaluate
-    from mathrl.models import load_model
-    from mathrl.tasks import get_task
+    from mathrl.evaluate import evaluate_model
 
     reuse_freed_memory()
-    torch.manual_seed(seed)
-    the_task = get_task(task, data_dir=str(data) if data else None, tasks_dir=str(tasks_dir) if tasks_dir else None)
-    problems = the_task.load(split, limit=limit, seed=0)
-    policy, tokenizer = load_model(model, seed=seed, dtype="auto")
-    ref_model = load_model(ref, seed=seed, dtype="auto")[0] if ref else None
-    summary, rows = evaluate(policy, tokenizer, the_task, problems, max_new_tokens or the_task.max_new_tokens,
-                             n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model,
-                             progress=True)
-    summary["model"] = model
+    summary, rows = evaluate_model(model, task, split=split, limit=limit, n=n, temperature=temperature,
+                                   top_p=top_p, k_values=k_values, ref=ref, max_new_tokens=max_new_tokens,
+                                   seed=seed, data_dir=str(data) if data else None,
+                                   tasks_dir=str(tasks_dir) if tasks_dir else None, progress=True)
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(summary, indent=2))

@@ -79,6 +79,29 @@ def evaluate(model, tokenizer, task, problems: list[Problem], max_new_tokens: in
     return summary, rows
 
 
+def evaluate_model(model, task, *, split: str = "test", limit: int | None = None, n: int = 0,
+                   temperature: float = 1.0, top_p: float = 1.0, k_values: tuple[int, ...] = (1,),
+                   ref: str | None = None, max_new_tokens: int | None = None, seed: int = 0,
+                   data_dir: str | None = None, tasks_dir=None,
+                   progress: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """evaluate() by names (what `mathrl eval` runs): `model` is a registry name, a folder
+    (e.g. RUN/final) or a Hub id, `task` a name, YAML path or Task; the first `limit`
+    problems of `split` in a fixed order."""
+    from mathrl.models import load_model
+    from mathrl.tasks import Task, get_task
+
+    torch.manual_seed(seed)
+    the_task = task if isinstance(task, Task) else get_task(task, data_dir=data_dir, tasks_dir=tasks_dir)
+    problems = the_task.load(split, limit=limit, seed=0)
+    policy, tokenizer = load_model(str(model), seed=seed, dtype="auto")
+    ref_model = load_model(ref, seed=seed, dtype="auto")[0] if ref else None
+    summary, rows = evaluate(policy, tokenizer, the_task, problems, max_new_tokens or the_task.max_new_tokens,
+                             n=n, temperature=temperature, top_p=top_p, k_values=k_values, ref_model=ref_model,
+                             progress=progress)
+    summary["model"] = str(model)
+    return summary, rows
+
+
 def grade_both(task, completions: list[str], problems: list[Problem]):
     """(strict grades, lenient grades); one grading pass when the two extractors are the same."""
     strict = task.grade_batch(completions, problems)
@@ -110,9 +133,12 @@ def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> tuple[dic
 
 
 def _equivalence(task, problem: Problem):
-    """Votes pool answers the verifier calls equal (e.g. "0.5" and "1/2")."""
+    """Votes pool answers the verifier calls equal (e.g. "0.5" and "1/2"); under a grader
+    hook, only identical answers (two expressions of one value may differ in verdict)."""
     from mathrl.verify import equivalent
 
+    if task.grader_hook:
+        return None
     return lambda a, b: equivalent(a, b, mode=task.mode)
 
 

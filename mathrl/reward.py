@@ -1,8 +1,9 @@
 """Grade -> reward. The only place where reward shaping lives.
 
 The base reward is the verifier's verdict: 1.0 when the final answer equals the gold answer,
-else 0.0 — the same `grade` the eval harness uses, so eval accuracy and reward never disagree
-about correctness. Shaping terms are explicit config and off by default:
+else 0.0 (a task's grader hook may give a score in [0, 1]; correct means a full score) — the
+same `grade` the eval harness uses, so eval accuracy and reward never disagree about
+correctness. Shaping terms are explicit config and off by default:
 - format_reward: a bonus when an answer could be extracted at all;
 - overlong (DAPO Eq. 13, "soft overlong punishment"): 0 while |o| <= L_max - L_cache,
   a linear penalty up to `overlong_penalty` inside the buffer of L_cache tokens before L_max.
@@ -17,7 +18,7 @@ from mathrl.types import Grade
 
 
 def base_rewards(grades: list[Grade]) -> torch.Tensor:
-    return torch.tensor([1.0 if g.correct else 0.0 for g in grades])  # (N,)
+    return torch.tensor([g.value for g in grades])  # (N,)
 
 
 def format_bonus(grades: list[Grade], bonus: float) -> torch.Tensor:
@@ -49,7 +50,7 @@ def shaped_rewards(grades: list[Grade], lengths: torch.Tensor, max_len: int, for
     stats = {
         "reward/mean": float(rewards.mean()) if len(grades) else 0.0,
         "reward/std": float(rewards.std()) if len(grades) > 1 else 0.0,
-        "reward/correct_frac": float(correct.mean()) if len(grades) else 0.0,
+        "reward/correct_frac": sum(g.correct for g in grades) / n,
         "reward/no_answer_frac": sum(g.extracted is None for g in grades) / n,
         "reward/timeout_frac": sum(g.reason == "timeout" for g in grades) / n,
         "reward/nonfinite": float(n_bad),

@@ -30,6 +30,12 @@ class Grade:
     correct: bool
     extracted: str | None  # the final answer found in the completion (None: none found)
     reason: str  # why: "equal", "not_equal", "no_answer", "timeout", "unparsable", ...
+    score: float | None = None  # partial credit in [0, 1] from a grader hook; None: 1 if correct else 0
+
+    @property
+    def value(self) -> float:
+        """The reward's base value: the hook's score, else 1.0 when correct."""
+        return self.score if self.score is not None else (1.0 if self.correct else 0.0)
 
 
 @dataclass

@@ -46,7 +46,7 @@ def check_examples(task: Task, result: CheckResult) -> None:
     result.counts["examples"] = len(task.spec["examples"])
     shots = [s for s in task.spec["prompt"]["fewshot"] if s.get("answer") is not None]
     for i, shot in enumerate(shots):
-        grade = task.grade_answer(shot["response"], str(shot["answer"]))
+        grade = task.grade(shot["response"], task.example_problem(shot, i))
         if not grade.correct:
             result.failures.append(f"prompt.fewshot[{i}]: the response does not grade correct "
                                    f"against its answer {shot['answer']!r} ({grade.reason})")

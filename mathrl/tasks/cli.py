@@ -103,8 +103,9 @@ def check(name: Optional[str] = typer.Argument(None, help="Task name or YAML pat
                  else list_tasks(_str(tasks_dir), _str(data)))
     failed = 0
     for task in tasks:
-        result = check_task(task, limit or None, progress,
-                            missing_data_fails=not allow_missing_data)
+        with _one_line_errors():  # e.g. a grader hook that does not import
+            result = check_task(task, limit or None, progress,
+                                missing_data_fails=not allow_missing_data)
         failed += not result.ok
         typer.echo(result.summary())
         for line in result.failures:
@@ -133,6 +134,9 @@ def new(name: str = typer.Argument(..., help="Name of the new task (file <name>.
         tasks_dir: Path = typer.Option(Path("tasks"), "--tasks-dir", help="Where to write "
                                        "<name>.yaml."),
         force: bool = typer.Option(False, "--force", help="Overwrite an existing task file."),
+        hook: bool = typer.Option(False, "--hook", help="Also write <name>.py, a grader hook "
+                                  "(the task's own verifier: partial credit, property checks) "
+                                  "that the YAML names as grader.hook."),
         ) -> None:
     """Write a working task YAML from a local data file, examples taken from it."""
     from mathrl.tasks.scaffold import new_task
@@ -140,5 +144,6 @@ def new(name: str = typer.Argument(..., help="Name of the new task (file <name>.
     with _one_line_errors():
         path = new_task(name, jsonl, question_field, answer_field, tasks_dir=tasks_dir,
                         solution_field=solution_field, test_file=test_jsonl,
-                        extractor=extractor, mode=mode, force=force)
-    typer.echo(f"wrote {path}\nnext: mathrl tasks check {name} --tasks-dir {tasks_dir}")
+                        extractor=extractor, mode=mode, force=force, hook=hook)
+    wrote = f"{path} and {path.with_suffix('.py')}" if hook else str(path)
+    typer.echo(f"wrote {wrote}\nnext: mathrl tasks check {name} --tasks-dir {tasks_dir}")

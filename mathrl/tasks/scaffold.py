@@ -45,6 +45,34 @@ _TEMPLATE_HEADER = """\
 """
 
 
+_HOOK_TEMPLATE = '''\
+"""Grader hook of the task `{name}` ({name}.yaml): the task's own verdict on a completion.
+
+Written by `mathrl tasks new --hook`; edit it (partial credit, a property check, several
+valid forms), then run `mathrl tasks check {name}`. Called as grade(completion, answer,
+problem) in an isolated worker process, killed after grader.timeout seconds: `answer` is what
+the task's extractor found (None if nothing), `problem` a dict with id, question, gold and
+meta. Return True/False, a score in [0, 1], or (verdict, reason). Model text is hostile:
+parse it with mathrl.verify.expression, never with eval, sympify or parse_expr.
+"""
+
+from mathrl.verify.expression import ExpressionError, parse_expression
+
+
+def grade(completion, answer, problem):
+    if answer is None:
+        return False, "no_answer"
+    try:
+        gold = parse_expression(problem["gold"]).value()
+    except ExpressionError:  # not a number: compare the text
+        return answer.strip() == problem["gold"].strip()
+    try:
+        return parse_expression(answer).value() == gold
+    except ExpressionError as e:
+        return False, e.reason
+'''
+
+
 class _Dumper(yaml.SafeDumper):
     """Multi-line strings as `|` blocks, so the prompt reads as it will be sent."""
 
@@ -74,8 +102,9 @@ def _wrong(gold: str) -> str | None:
 def new_task(name: str, data_file: str | Path, question_field: str, answer_field: str,
              tasks_dir: str | Path = "tasks", solution_field: str | None = None,
              test_file: str | Path | None = None, extractor: str = "boxed", mode: str = "math",
-             force: bool = False) -> Path:
-    """Write `<tasks_dir>/<name>.yaml` and return its path (validated by loading it)."""
+             force: bool = False, hook: bool = False) -> Path:
+    """Write `<tasks_dir>/<name>.yaml` and return its path (validated by loading it); with
+    `hook`, also `<name>.py`, a grader hook the YAML names (mathrl/tasks/hooks.py)."""
     if extractor not in ANSWER_STYLES:
         raise TaskSpecError(f"extractor {extractor!r}; allowed: {', '.join(ANSWER_STYLES)}")
     if not _NAME.match(name):
@@ -83,8 +112,10 @@ def new_task(name: str, data_file: str | Path, question_field: str, answer_field
                             f"and '.', starting with a letter or digit")
     tasks_dir = Path(tasks_dir).expanduser()
     out = tasks_dir / f"{name}.yaml"
-    if out.exists() and not force:
-        raise TaskSpecError(f"{out} exists; pass --force to overwrite it")
+    hook_file = tasks_dir / f"{name}.py"
+    for path in (out, hook_file) if hook else (out,):
+        if path.exists() and not force:
+            raise TaskSpecError(f"{path} exists; pass --force to overwrite it")
     data_file = Path(data_file).expanduser()
     fmt = data_file.suffix.lstrip(".")
     if data_file.suffix not in READERS or fmt == "json":
@@ -137,17 +168,22 @@ def new_task(name: str, data_file: str | Path, question_field: str, answer_field
         "prompt": {"format": "chat", "system": "",
                    "user": "{question}\n" + ask,
                    "answer_format": answer_format},
-        "grader": {"extractor": extractor, "mode": mode},
+        "grader": {"extractor": extractor, "mode": mode,
+                   **({"hook": f"{hook_file.name}:grade"} if hook else {})},
         "generation": {"max_new_tokens": max_new},
         "examples": examples,
     }
     text = _TEMPLATE_HEADER.format(name=name) + yaml.dump(
         spec, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    if hook:
+        hook_file.write_text(_HOOK_TEMPLATE.format(name=name), encoding="utf-8")
     tmp = out.with_suffix(".yaml.tmp")
     tmp.write_text(text, encoding="utf-8")
     try:
         Task.from_file(tmp.rename(out))
     except (TaskSpecError, TaskDataError):
         out.unlink()
+        if hook:
+            hook_file.unlink()
         raise
     return out

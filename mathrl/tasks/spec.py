@@ -77,6 +77,7 @@ SCHEMA: dict[str, Field] = {
             "question": Field(STR, required=True),
             "response": Field(STR, required=True),  # the full assistant turn
             "answer": Field(SCALAR),  # if given, `tasks check` grades the response against it
+            "meta": Field(MAP, default={}),  # Problem.meta for a grader hook's check of it
         }),
     }),
     "grader": Field(MAP, required=True, schema={
@@ -89,6 +90,9 @@ SCHEMA: dict[str, Field] = {
         "rel_tol": Field(NUM, default=1e-6),
         "timeout": Field(NUM, default=2.0),
         "percent_as_fraction": Field(BOOL, default=False),  # "50%" equals 0.5 (else 50)
+        # "file.py:function": the task's own verdict (mathrl/tasks/hooks.py) on the completion,
+        # the extracted answer and the problem, instead of `mode`; `timeout` is per call
+        "hook": Field(STR),
     }),
     "generation": Field(MAP, required=True, schema={
         "max_new_tokens": Field(INT, required=True),
@@ -99,6 +103,8 @@ SCHEMA: dict[str, Field] = {
         "completion": Field(STR, required=True),
         "gold": Field(SCALAR, required=True),
         "correct": Field(BOOL, required=True),
+        "meta": Field(MAP, default={}),  # Problem.meta, for a grader hook
+        "repeat": Field(INT, default=1),  # the completion repeated N times (a 1 MB input, short)
         "note": Field(STR, default=""),
     }),
 }
@@ -233,16 +239,23 @@ def check_prompt(prompt: dict, where: str) -> None:
 _HOOKS: dict[Path, Any] = {}
 
 
-def load_hook(ref: str, base_dir: Path, where: str, field: str) -> Callable:
-    """Import `file.py:function`, the file relative to the task YAML's folder."""
+def hook_path(ref: str, base_dir: Path, where: str, field: str) -> tuple[Path, str]:
+    """(file, function) of `file.py:function`, the file relative to the task YAML's folder."""
     file, sep, func = ref.rpartition(":")
     if not sep or not file.endswith(".py") or not func.isidentifier():
         raise TaskSpecError(f"{where}: field '{field}' is {ref!r}; expected 'file.py:function' "
                             f"relative to the task file")
     path = (base_dir / file).resolve()
+    if not path.is_file():
+        raise TaskSpecError(f"{where}: field '{field}': hook file {path} does not exist")
+    return path, func
+
+
+def load_hook(ref: str, base_dir: Path, where: str, field: str) -> Callable:
+    """Import `file.py:function` into this process (gold and source hooks: they never see
+    model output; grader hooks run isolated, see hooks.py)."""
+    path, func = hook_path(ref, base_dir, where, field)
     if path not in _HOOKS:
-        if not path.is_file():
-            raise TaskSpecError(f"{where}: field '{field}': hook file {path} does not exist")
         # a name unique per path: two task folders may both ship a `hooks.py`
         mod_name = f"mathrl_task_hook_{abs(hash(str(path))):x}_{path.stem}"
         mod_spec = importlib.util.spec_from_file_location(mod_name, path)

@@ -47,6 +47,11 @@ class Task:
                            if spec["gold"]["hook"] else None)
         if spec["source"].get("hook"):  # fail at load time, not at the first rollout
             load_hook(spec["source"]["hook"], path.parent, str(path), "source.hook")
+        self._grader_hook = None  # (file, function) of the task's own verifier, run isolated
+        if spec["grader"]["hook"]:
+            from mathrl.tasks.hooks import hook_target
+
+            self._grader_hook = hook_target(spec["grader"]["hook"], path.parent, str(path))
 
     @classmethod
     def from_file(cls, path: str | Path, data_dir: str | None = None,
@@ -90,6 +95,11 @@ class Task:
     @property
     def mode(self) -> str:
         return self.spec["grader"]["mode"]
+
+    @property
+    def grader_hook(self) -> str | None:
+        """`file.py:function` when the task brings its own verifier, else None."""
+        return self.spec["grader"]["hook"]
 
     @property
     def splits(self) -> list[str]:
@@ -224,22 +234,35 @@ class Task:
                     timeout=g["timeout"], percent_as_fraction=g["percent_as_fraction"])
 
     def grade_answer(self, completion: str, gold: str) -> Grade:
-        from mathrl.verify import grade  # sympy is imported only when grading starts
-
-        return grade(completion, str(gold), **self._grader_kwargs())
+        """The verdict against a bare gold answer (a grader hook then sees no metadata)."""
+        return self.grade(completion, Problem(id="answer", question="", gold=str(gold)))
 
     def grade(self, completion: str, problem: Problem) -> Grade:
-        return self.grade_answer(completion, problem.gold)
+        return self.grade_batch([completion], [problem])[0]
 
     def grade_batch(self, completions: list[str], problems: list[Problem], lenient: bool = False) -> list[Grade]:
         """The task's grade (the reward's), or with `lenient` the format-insensitive one."""
-        from mathrl.verify import grade_batch
+        from mathrl.verify import extract, grade_batch
 
         if len(completions) != len(problems):
             raise ValueError(f"{len(completions)} completions for {len(problems)} problems")
-        return grade_batch(completions, [p.gold for p in problems], **self._grader_kwargs(lenient))
+        kwargs = self._grader_kwargs(lenient)
+        if self._grader_hook is not None:
+            from mathrl.tasks.hooks import run_hook
+
+            answers = [extract(c, kwargs["extractor"]) for c in completions]
+            return run_hook(*self._grader_hook, completions, answers, problems, kwargs["timeout"])
+        return grade_batch(completions, [p.gold for p in problems], **kwargs)
+
+    def example_problem(self, entry: dict, index: int) -> Problem:
+        """The Problem an `examples:` or `prompt.fewshot` entry stands for."""
+        gold = entry["gold"] if "gold" in entry else entry["answer"]
+        return Problem(id=f"examples[{index}]", question=entry.get("question", ""),
+                       gold=str(gold), meta=dict(entry.get("meta") or {}))
 
     def run_examples(self) -> list[tuple[dict, Grade]]:
         """Grade every `examples:` entry; the caller compares with `example['correct']`."""
-        return [(ex, self.grade_answer(ex["completion"], str(ex["gold"])))
-                for ex in self.spec["examples"]]
+        examples = self.spec["examples"]
+        grades = self.grade_batch([ex["completion"] * ex["repeat"] for ex in examples],
+                                  [self.example_problem(ex, i) for i, ex in enumerate(examples)])
+        return list(zip(examples, grades))
