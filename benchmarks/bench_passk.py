@@ -30,7 +30,13 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=25, help="the first N of the runs' held-out problems")
     ap.add_argument("--temperature", type=float, default=None, help="default: the runs' temperature")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--suite", type=Path, default=None,
+                    help="instead: a compare suite's output folder; each run of --algo is paired with its own "
+                         "step-0 evaluation (a 'before' sample per seed), from the samples it kept")
+    ap.add_argument("--algo", default="grpo", help="with --suite: the algorithm whose runs are read")
     args = ap.parse_args()
+    if args.suite is not None:
+        return from_suite(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -49,14 +55,41 @@ def main() -> None:
     results = {name: sample(name, path, cfg, args, ks, temperature, out) for name, path in models.items()}
     before = results.pop("before")  # one model before RL: every seed shares its sample
     summary = compare({name: (before, after) for name, after in results.items()}, ks, args.n, temperature, True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(summary, out / "pass_maj_vs_k.png")
     for row in summary["per_seed"]:
         print(row["seed"], "  ".join(f"{m}@{k}: {d['before']:.2f}->{d['after']:.2f} [{d['ci95'][0]:+.2f},{d['ci95'][1]:+.2f}]"
                                      for m in ("pass", "maj") for k, d in row[m].items()))
+    report(summary, out)
+
+
+def report(summary: dict, out: Path) -> None:
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    plot(summary, out / "pass_maj_vs_k.png")
     for key, g in summary["gain_over_seeds"].items():
         print(f"{key}: gain {g['mean']:+.3f}, 95% CI over seeds and problems [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]")
     print(f"wrote {out / 'summary.json'} and {out / 'pass_maj_vs_k.png'}")
+
+
+def from_suite(args) -> None:
+    """Fig. 7 from a suite's runs: each run's step-0 and final evaluation samples, per seed."""
+    from mathrl.results import RunDir
+    from mathrl.tasks import get_task
+
+    pairs, cfg = {}, None
+    for d in sorted((args.suite / "runs").glob(f"{args.algo}-*")):
+        run = RunDir(d)
+        cfg = run.read_config()
+        mode = get_task(cfg["task"], tasks_dir=cfg.get("tasks_dir")).mode
+        before, after = (run.read_samples(f"eval-{name}") for name in ("step-000000", "final"))
+        ids = sorted({r["id"] for r in before} & {r["id"] for r in after})  # the same problems, same order
+        by_id = lambda rows: {r["id"]: r for r in rows}  # noqa: E731
+        pairs[d.name] = tuple({"mode": mode, "rows": [by_id(rows)[i] for i in ids]} for rows in (before, after))
+    if not pairs:
+        raise SystemExit(f"no {args.algo} runs under {args.suite / 'runs'}")
+    n = len(next(iter(pairs.values()))[0]["rows"][0]["samples_correct_lenient"])
+    ks = tuple(k for k in (int(k) for k in args.k.split(",")) if k <= n)
+    out = args.suite / "fig7"
+    out.mkdir(parents=True, exist_ok=True)
+    report(compare(pairs, ks, n, cfg["temperature"], False), out)
 
 
 def sample(name: str, model_path: str, cfg: dict, args, ks, temperature: float, out: Path) -> dict:
@@ -105,11 +138,11 @@ def per_problem(result: dict, k: int, kind: str, lenient: bool = True) -> list[f
 def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, temperature: float,
             shared_before: bool) -> dict:
     """pairs: seed -> (before, after) results on the same problems. Per seed, the paired gain
-    with a bootstrap over problems; over seeds, a crossed bootstrap over seeds and problems
-    (mathrl/stats.py), so the interval carries the noise of both."""
+    with a bootstrap over problems; over seeds, the interval over seeds and problems that every
+    mathrl report quotes (stats.seeds_problems_interval), so it carries the noise of both."""
     import numpy as np
 
-    from mathrl.stats import METHOD, crossed_bootstrap
+    from mathrl.stats import METHOD, crossed_bootstrap, seeds_problems_interval
 
     per_seed, gains = [], {(m, k): [] for m in ("pass", "maj") for k in ks}
     for name, (before, after) in pairs.items():
@@ -124,7 +157,7 @@ def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, te
         per_seed.append(row)
     over = {}
     for (m, k), rows in gains.items():
-        est = crossed_bootstrap(np.array(rows))
+        est = seeds_problems_interval(np.array(rows))
         over[f"{m}@{k}"] = {"mean": est.mean, "ci95": [est.lo, est.hi], "p": est.p}
     first = next(iter(pairs.values()))
     return {"n": n, "problems": len(first[0]["rows"]), "temperature": temperature, "grade": "lenient",

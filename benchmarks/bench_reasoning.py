@@ -123,7 +123,7 @@ KEYS = ("accuracy", "accuracy_lenient", "pass@1", "pass@1_lenient")
 def summarize(args, runs: list[dict]) -> dict:
     import numpy as np
 
-    from mathrl.stats import METHOD, crossed_bootstrap, t_interval
+    from mathrl.stats import METHOD, seeds_problems_interval, t_interval
 
     per_seed, paired = [], []  # paired: per seed, (after - before) of each problem
     for r in runs:
@@ -140,7 +140,7 @@ def summarize(args, runs: list[dict]) -> dict:
                        - start["per_problem"][i]["c_lenient"] / start["per_problem"][i]["n"] for i in ids])
     gains = [s["gain_pass@1_lenient"] for s in per_seed]
     over_seeds = t_interval(gains)
-    crossed = crossed_bootstrap(np.array(paired))
+    crossed = seeds_problems_interval(np.array(paired))
     return {"command": "python benchmarks/bench_reasoning.py " + " ".join(
                 [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "set"]
                 + [f"--set {kv}" for kv in args.set]),
@@ -161,7 +161,7 @@ def print_table(summary: dict) -> None:
     g = summary["gain_pass@1_lenient"]
     ci = g["ci95_seeds"]
     print(f"gain in lenient pass@1: {g['mean']:+.3f}" + (f", 95% CI over seeds [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-          + ", crossed bootstrap over seeds and problems [{:+.3f}, {:+.3f}]".format(*g["ci95_seeds_x_problems"]))
+          + ", over seeds and problems (stats.seeds_problems_interval) [{:+.3f}, {:+.3f}]".format(*g["ci95_seeds_x_problems"]))
 
 
 def plot(runs: list[dict], path: Path, task: str) -> None:

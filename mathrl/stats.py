@@ -25,7 +25,7 @@ from scipy import stats as st
 N_BOOT = 20_000  # p-values resolve 5e-5: enough for Holm over ~100 claims at 0.05
 METHOD = (f"95% intervals over seeds and problems (paired by seed and problem for differences): the wider of a "
           f"crossed percentile bootstrap ({N_BOOT:,} resamples) and a two-way random-effects t interval "
-          "(seeds - 1 df), p the larger of theirs, Holm-adjusted over every claim of the report; P(A > B) is "
+          "(Satterthwaite df), p the larger of theirs, Holm-adjusted over every claim of the report; P(A > B) is "
           "rliable's probability of improvement over seeds (Mann-Whitney U)")
 
 
@@ -87,17 +87,17 @@ def _counts(rng: np.random.Generator, n_boot: int, n: int) -> np.ndarray:
 
 def seeds_problems_interval(scores: np.ndarray, conf: float = 0.95, n_boot: int = N_BOOT) -> Estimate:
     """The interval a report quotes for a (seeds, problems) matrix: the wider of the crossed
-    bootstrap and the random-effects t interval, with the larger p. A bootstrap over a handful
-    of seeds is too narrow (its variance is (S-1)/S of the sample's, and 3 seeds have 10 distinct
-    resamples); the t interval with S - 1 df is not, and with 10+ seeds the two agree."""
+    bootstrap and the random-effects t interval (Satterthwaite df), with the larger p. A bootstrap
+    over a handful of seeds is too narrow (its variance is (S-1)/S of the sample's, and 3 seeds
+    have 10 distinct resamples); the t interval is not, and with 10+ seeds the two agree."""
     boot = crossed_bootstrap(scores, conf, n_boot)
     x = np.asarray(scores, dtype=float)
     if x.shape[0] < 2 or x.shape[1] < 2:
         return boot
-    se = variance_components(x).se(x.shape[0])
+    var = variance_components(x)
+    se, df = var.se(x.shape[0]), var.df(x.shape[0])
     if se == 0.0:
         return boot
-    df = x.shape[0] - 1
     half = float(st.t.ppf(0.5 + conf / 2, df)) * se
     p = float(2 * st.t.sf(abs(boot.mean) / se, df))
     return Estimate(boot.mean, min(boot.lo, boot.mean - half), max(boot.hi, boot.mean + half), max(boot.p, p), conf)
@@ -139,6 +139,16 @@ class Variance:
         p = self.n_problems
         return math.sqrt(self.seed / n_seeds + self.problem / p + self.residual / (n_seeds * p))
 
+    def df(self, n_seeds: int) -> float:
+        """Satterthwaite degrees of freedom of that standard error: the expected mean squares
+        (seed, problem, residual) weighted as se^2 = (MS_s + MS_p - MS_e) / (S P). Near S - 1 when
+        seeds dominate, near P - 1 when problems do."""
+        s, p = n_seeds, self.n_problems
+        ms_s, ms_p, ms_e = self.residual + p * self.seed, self.residual + s * self.problem, self.residual
+        num = (ms_s + ms_p - ms_e) ** 2
+        den = ms_s**2 / (s - 1) + ms_p**2 / (p - 1) + ms_e**2 / ((s - 1) * (p - 1))
+        return max(1.0, num / den) if den > 0 else float(s - 1)
+
 
 def variance_components(scores: np.ndarray) -> Variance:
     x = np.asarray(scores, dtype=float)
@@ -155,13 +165,13 @@ def variance_components(scores: np.ndarray) -> Variance:
 
 def power(var: Variance, n_seeds: int, delta: float, alpha: float = 0.05) -> float:
     """Power of the two-sided test of a mean difference `delta` with n_seeds seeds: noncentral t
-    with n_seeds - 1 df (the seed axis sets the df; the problem term only adds to the SE)."""
+    with the Satterthwaite df of Variance.df."""
     if n_seeds < 2:
         return 0.0
     se = var.se(n_seeds)
     if se == 0.0:
         return 1.0
-    df, nc = n_seeds - 1, abs(delta) / se
+    df, nc = var.df(n_seeds), abs(delta) / se
     crit = st.t.ppf(1 - alpha / 2, df)
     return float(st.nct.sf(crit, df, nc) + st.nct.cdf(-crit, df, nc))
 
@@ -182,7 +192,7 @@ def seeds_needed(var: Variance, delta: float, alpha: float = 0.05, target: float
 def seeds_for_half_width(var: Variance, half_width: float, conf: float = 0.95, max_seeds: int = 10_000) -> int | None:
     """Fewest seeds whose t-interval half-width is <= half_width; None if out of reach."""
     def width(n: int) -> float:
-        return float(st.t.ppf(0.5 + conf / 2, n - 1)) * var.se(n)
+        return float(st.t.ppf(0.5 + conf / 2, var.df(n))) * var.se(n)
 
     if width(max_seeds) > half_width:
         return None
