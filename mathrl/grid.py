@@ -51,19 +51,29 @@ def execute_all(fn: Callable, runs: list, jobs: int = 1, executor: str = "local"
     completion; `on_done` sees each as it lands."""
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    stages = [stage for stage in ([r for r in runs if r.is_init], [r for r in runs if not r.is_init]) if stage]
     outcomes = []
-    for stage in ([r for r in runs if r.is_init], [r for r in runs if not r.is_init]):
-        if not stage:
-            continue
-        if executor == "submitit":
-            done = _submitit(fn, stage, jobs, options or {})
-        elif jobs <= 1:
-            done = (fn(r, progress) for r in stage)
-        else:
-            done = _processes(fn, split_threads(stage, jobs), jobs)
-        for outcome in done:
-            outcomes.append(outcome)
-            on_done(outcome)
+
+    def land(outcome) -> None:
+        outcomes.append(outcome)
+        on_done(outcome)
+
+    if executor == "submitit":
+        for stage in stages:
+            for outcome in _submitit(fn, stage, jobs, options or {}):
+                land(outcome)
+    elif jobs <= 1:
+        for stage in stages:
+            for run in stage:
+                land(fn(run, progress))
+    else:  # one pool for every stage: a worker's start-up (torch, the model) is paid once
+        # spawn, not fork: a forked child would inherit this process's torch thread pools and locks
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                                 initializer=_die_with_parent) as pool:
+            for stage in stages:
+                futures = [pool.submit(_call, fn, r, False) for r in split_threads(stage, jobs)]
+                for future in as_completed(futures):
+                    land(future.result())
     return outcomes
 
 
@@ -79,14 +89,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         if os.getppid() == 1:  # the parent died before prctl took effect
             os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _processes(fn: Callable, runs: list, jobs: int):
-    # spawn, not fork: a forked child would inherit this process's torch thread pools and locks
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_die_with_parent) as pool:
-        futures = [pool.submit(_call, fn, r, False) for r in runs]
-        for future in as_completed(futures):
-            yield future.result()
 
 
 def _submitit(fn: Callable, runs: list, jobs: int, options: dict[str, Any]):
