@@ -4,7 +4,7 @@
 # A = HEAD before this work (/tmp/sp/base), B = the worktree; a v3-sized GRPO run each, alternating.
 cd /work/wt/speed
 out=/tmp/sp/v3ab; mkdir -p $out
-for seed in 0 1; do
+for seed in ${SEEDS:-0 1}; do  # SEEDS=2 for the third pair
   for side in A B; do
     if [ $side = A ]; then pp=/tmp/sp/base; else pp=/work/wt/speed; fi
     rm -rf $out/run_${side}_s$seed
