@@ -29,6 +29,7 @@ import statistics
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -99,6 +100,7 @@ def bench_step(model: str = "smollm2-135m", prompts: int = 2, samples: int = 8, 
             "seed": seed, "eval_limit": 0, "eval_every": 0, "samples_every": 0, "save_final": False,
             "max_steps": warmup + repeats, "output": out, **(overrides or {})})
         state = build_run_state(cfg)
+        cfg = replace(cfg, micro_batch_size=state.micro_batch_size)  # as resolved: the chunks the passes run
         cpu_by_phase = _count_cpu_per_phase(state.meter)
         steps = []
         for i in range(warmup + repeats):

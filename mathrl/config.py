@@ -86,7 +86,7 @@ class RunConfig:
     ppo_epochs: int = 1  # mu: optimisation passes over each rollout batch
     target_kl: float = 0.0  # stop the mu epochs once kl/old_new (logged: mean (r-1) - log r) passes it (cleanrl); 0: never
     minibatches: int = 1  # minibatches per pass (one optimizer step each)
-    micro_batch_size: int = 8  # rows per forward/backward chunk (memory knob, not semantics)
+    micro_batch_size: int = 0  # rows per forward/backward chunk (memory knob, not semantics); 0: auto, by the model's size (costs.choose_micro_batch)
     ref_reset_every: int = 0  # iterative RL: reference <- policy every N steps (0: never)
     lora_rank: int = 0  # >0 trains LoRA adapters (peft); the reference is the adapter-free base
     lora_alpha: float | None = None  # LoRA alpha; None: 2 * rank
@@ -133,7 +133,7 @@ class RunConfig:
                "warmup_steps, checkpoint_every, ref_reset_every and samples_every must be >= 0")
         _check(0 <= self.clip_eps_low <= 1 and self.clip_eps_high >= 0, "clip_eps_low in [0,1], clip_eps_high >= 0")
         _check(self.ppo_epochs >= 1 and self.minibatches >= 1, "ppo_epochs and minibatches must be >= 1")
-        _check(self.micro_batch_size >= 1, "micro_batch_size must be >= 1")
+        _check(self.micro_batch_size >= 0, "micro_batch_size must be >= 0 (0: auto)")
         _check(self.eval_limit >= 0 and self.eval_every >= 0, "eval_limit and eval_every must be >= 0")
         _check(self.eval_samples >= 0, "eval_samples must be >= 0")
         _check(self.eval_kl in (None, True, False), "eval_kl must be true, false or null (auto)")

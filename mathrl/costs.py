@@ -51,6 +51,30 @@ def choose_threads(requested: int = 0) -> tuple[int, str]:
     return share, f"other processes keep {busy:.1f} of {cores} cores busy: quiet"
 
 
+# What one completion token of a log-prob pass (and its backward) keeps in memory, estimated:
+# its float32 logits over the vocabulary and about this many float32 activations per layer and
+# hidden unit. A chunk of rows is sized to hold MICRO_BATCH_BYTES of them, and is never smaller
+# than MIN_MICRO_BATCH rows, the fixed size SmolLM2 was measured with (results/bench).
+ACTIVATIONS_PER_LAYER_UNIT = 32
+MICRO_BATCH_BYTES = 256 * 2 ** 20
+MIN_MICRO_BATCH = 8
+
+
+def choose_micro_batch(requested: int, model_config, max_new_tokens: int, group_size: int) -> int:
+    """Rows per forward/backward chunk: `requested` if set; else as many rows as fit the
+    memory estimate above, in whole groups (a group split over two chunks runs its prompt twice).
+    A 0.1M-parameter model then runs the whole batch in one chunk, where 16 chunks of 8 rows
+    spent most of its step in per-chunk overhead (results/bench/speed6.md)."""
+    if requested:
+        return requested
+    per_token = 4 * (model_config.vocab_size
+                     + ACTIVATIONS_PER_LAYER_UNIT * model_config.num_hidden_layers * model_config.hidden_size)
+    rows = max(MIN_MICRO_BATCH, MICRO_BATCH_BYTES // (per_token * max(max_new_tokens, 1)))
+    if rows >= group_size > 1:
+        rows -= rows % group_size
+    return rows
+
+
 def reuse_freed_memory() -> bool:
     """Make glibc's malloc serve every allocation from its heap and keep what is freed there
     (no mmap, no trim), for this process. By default it maps each block above 32 MiB afresh and

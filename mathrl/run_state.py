@@ -22,7 +22,7 @@ from mathrl import tracking
 from mathrl.checkpoint import (DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state,
                                write_folder)
 from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
-from mathrl.costs import choose_threads, reuse_freed_memory, warn_if_no_reward
+from mathrl.costs import choose_micro_batch, choose_threads, reuse_freed_memory, warn_if_no_reward
 from mathrl.config import RunConfig
 from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
                                 full_optimizer_state, gather_objects, is_sharded, load_full_model_state,
@@ -66,6 +66,7 @@ class RunState:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     update_params: UpdateParams
     max_new_tokens: int
+    micro_batch_size: int  # rows per forward/backward chunk, resolved (costs.choose_micro_batch)
     overlong_buffer: int  # DAPO soft-overlong window, resolved against max_new_tokens
     sampler: ProblemSampler
     prompts_per_rank: int
@@ -227,6 +228,7 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     model, tokenizer = load_model(cfg.model, seed=cfg.seed, dtype=cfg.dtype, device=accelerator.device,
                                   lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha)
     max_new_tokens = cfg.max_new_tokens or task.max_new_tokens
+    micro_batch_size = choose_micro_batch(cfg.micro_batch_size, model.config, max_new_tokens, cfg.group_size)
     # ---- models and optimisation -----------------------------------------------------------
     ref_model = None
     if recipe.needs_reference and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
@@ -255,12 +257,13 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
         token_weighted=recipe.token_weighted, max_len=max_new_tokens,
         entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
         ppo_epochs=cfg.ppo_epochs, target_kl=cfg.target_kl, minibatches=cfg.minibatches,
-        micro_batch_size=cfg.micro_batch_size,
+        micro_batch_size=micro_batch_size,
         max_grad_norm=cfg.max_grad_norm)
     state = RunState(
         cfg=cfg, recipe=recipe, accelerator=accelerator, device=accelerator.device, task=task, tokenizer=tokenizer,
         train_problems=train_problems, eval_problems=eval_problems, model=model, ref_model=ref_model,
         value_head=value_head, optimizer=optimizer, scheduler=scheduler, max_new_tokens=max_new_tokens,
+        micro_batch_size=micro_batch_size,
         overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
         sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed, rank, world)),
         prompts_per_rank=cfg.prompts_per_step // world,
@@ -285,6 +288,7 @@ def run_config_record(state: RunState) -> dict[str, Any]:
     cfg, task = state.cfg, state.task
     return {**cfg.to_dict(), "resolved": {
         "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
+        "micro_batch_size": state.micro_batch_size,
         "task": task.ref, "n_train_problems": len(state.train_problems),
         "n_eval_problems": len(state.eval_problems), "n_params_flop": state.n_params,
         "world_size": state.accelerator.num_processes, "device": str(state.device)},
@@ -396,7 +400,7 @@ def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
                                  state.max_new_tokens, n=cfg.eval_samples,
                                  temperature=cfg.temperature, top_p=cfg.top_p,
                                  k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
-                                 ref_model=ref if measure_kl else None, micro_batch_size=cfg.micro_batch_size,
+                                 ref_model=ref if measure_kl else None, micro_batch_size=state.micro_batch_size,
                                  max_rows=max(cfg.batch_size, 16), progress=state.show_progress,
                                  policy_is_reference=state.policy_is_reference)
     name = "final" if final else f"step-{state.step:06d}"

@@ -188,7 +188,7 @@ def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
     if state.policy_is_reference:  # pi_ref = pi_old: the loss takes the old log-probs (UpdateInputs.ref_is_old)
         return None  # and KL in the reward is 0 (advantages); a pass here would recompute the same numbers
     with state.reference() as ref_model:
-        logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.cfg.micro_batch_size)["logp"]
+        logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.micro_batch_size)["logp"]
     state.meter.add_flops(state.flops_for_forward(batch))
     return logp  # (N, T)
 
@@ -200,7 +200,7 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
     cfg = state.cfg
     if not state.recipe.needs_old_pass:
         return {}
-    out = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size, state.value_head)
+    out = completion_logprobs(state.model, batch, cfg.temperature, state.micro_batch_size, state.value_head)
     state.meter.add_flops(state.flops_for_forward(batch))
     return out  # logp (N, T), values (N, T)
 
@@ -217,7 +217,7 @@ def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInp
         return {}
     train_logp = old.get("logp")  # pi_old as the trainer computes it; with mu = 1 not computed yet
     if train_logp is None:
-        train_logp = completion_logprobs(state.model, batch, cfg.temperature, cfg.micro_batch_size)["logp"]  # (N, T)
+        train_logp = completion_logprobs(state.model, batch, cfg.temperature, state.micro_batch_size)["logp"]  # (N, T)
         state.meter.add_flops(state.flops_for_forward(batch))
     sample_logp = batch.sample_logprobs.to(train_logp.device)  # (N, T)
     metrics = mismatch_stats(train_logp, sample_logp, batch.completion_mask)
@@ -242,7 +242,7 @@ def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, o
             kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
         else:
             logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
-                                                                         cfg.micro_batch_size)["logp"]
+                                                                         state.micro_batch_size)["logp"]
             kl_tok = recipe.kl(logp, ref_logp) * batch.completion_mask  # (N, T)
     metrics: dict[str, float] = {}
     if kl_tok is not None:

@@ -21,6 +21,21 @@ def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, b
     assert costs.choose_threads(3) == (3, "threads=3 was set")
 
 
+def test_micro_batch_is_the_whole_batch_for_a_tiny_model_and_the_old_8_for_smollm2():
+    from types import SimpleNamespace
+
+    tiny = SimpleNamespace(vocab_size=113, num_hidden_layers=2, hidden_size=64)
+    smollm2 = SimpleNamespace(vocab_size=49152, num_hidden_layers=30, hidden_size=576)
+    # tiny at 32 new tokens: 4 B * (113 + 32 * 2 * 64) * 32 = 0.54 MB a row, 256 MiB hold 498 rows -> 496 (x 8)
+    assert costs.choose_micro_batch(0, tiny, 32, 8) == 496
+    assert costs.choose_micro_batch(0, tiny, 32, 1) == 498
+    assert costs.choose_micro_batch(0, tiny, 32, 3) == 498  # whole groups: 166 of 3
+    # SmolLM2: 77 MB a row at 32 tokens, 1.2 GB at 512: never below the fixed 8 it was measured with
+    assert costs.choose_micro_batch(0, smollm2, 32, 8) == 8
+    assert costs.choose_micro_batch(0, smollm2, 512, 8) == 8
+    assert costs.choose_micro_batch(3, tiny, 32, 8) == 3  # a set value is kept
+
+
 def test_busy_cores_sees_another_process_spinning_and_not_itself():
     import os
     import subprocess
