@@ -2,7 +2,8 @@
 for each claim, the report's Holm-corrected row and a verdict (results/deepseekmath-unified-v4).
 
 - "A > B": reproduced when the Holm-adjusted p < alpha and the difference is positive,
-  contradicted when it is resolved and negative, else not resolved at this power.
+  contradicted when it is resolved and negative, or when the 95% interval lies inside +-margin
+  (no difference of the margin's size exists: equivalence, TOST-style); else not resolved.
 - "A ≈ B": reproduced when the 95% interval lies inside +-margin (an equivalence test at the
   margin, TOST-style), contradicted when a difference is resolved, else not resolved.
 
@@ -19,6 +20,7 @@ CLAIMS = [  # (claim, first, second, kind): first - second, or first's gain over
     ("RL improves on the SFT model: GRPO", "grpo", "start", ">"),
     ("RL improves on the SFT model: online RFT", "online_rft", "start", ">"),
     ("RL improves on the SFT model: offline RFT", "offline_rft", "start", ">"),
+    ("RL improves on the SFT model more than more SFT does: GRPO > continued SFT", "grpo", "sft", ">"),
     ("GRPO > online RFT", "grpo", "online_rft", ">"),
     ("online RFT > offline RFT", "online_rft", "offline_rft", ">"),
     ("RFT ≈ SFT", "offline_rft", "sft", "≈"),
@@ -41,11 +43,12 @@ def main() -> None:
             continue
         mean, lo, hi = (sign * row["mean"], *sorted((sign * row["lo"], sign * row["hi"])))
         resolved = row["p_holm"] < alpha
+        equal = -args.margin < lo and hi < args.margin
         if kind == ">":
-            verdict = ("reproduced" if mean > 0 else "contradicted") if resolved else "not resolved at this power"
+            verdict = (("reproduced" if mean > 0 else "contradicted") if resolved else
+                       f"contradicted: equal within ±{args.margin:g}" if equal else "not resolved at this power")
         else:
-            verdict = ("contradicted" if resolved else "reproduced" if -args.margin < lo and hi < args.margin
-                       else "not resolved at this power")
+            verdict = "contradicted" if resolved else "reproduced" if equal else "not resolved at this power"
         out.append({"claim": claim, "difference": f"{first} - {second}", "mean": mean, "ci95": [lo, hi],
                     "family_ci": sorted((sign * row.get("fw_lo", float("nan")), sign * row.get("fw_hi", float("nan")))),
                     "p": row["p"], "p_holm": row["p_holm"], "verdict": verdict})
