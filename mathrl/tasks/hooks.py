@@ -33,7 +33,6 @@ from mathrl.tasks.spec import TaskSpecError, hook_path
 from mathrl.types import Grade, Problem
 
 WORKERS = int(os.environ.get("MATHRL_HOOK_WORKERS", "2"))  # processes per hook
-MEMORY_LIMIT = 3 << 30  # address space per worker, as the SymPy worker: a memory bomb dies there
 
 
 class HookError(TaskSpecError):
@@ -156,32 +155,14 @@ def verdict(result) -> dict:
     return out if answer is None else {**out, "answer": answer[:2000]}
 
 
-def _limit_self() -> None:
-    """Address-space limit, and exit when the parent dies (as the SymPy worker does)."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, resource.RLIM_INFINITY))
-    except (ImportError, ValueError, OSError):  # not POSIX, or a lower hard limit: keep it
-        pass
-    parent = os.getppid()
-
-    def watch() -> None:
-        import time
-
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def serve(file: str, func: str) -> None:
     """Import the hook, say ready, then answer one JSON request per line until stdin closes."""
     import importlib.util
     import traceback
 
-    _limit_self()
+    from mathrl.verify.worker import confine_worker
+
+    confine_worker()
     sys.path.insert(0, str(Path(file).parent))  # the hook may import modules beside it
     fn, fatal = None, None
     try:

@@ -105,37 +105,14 @@ def equal(a_tree, b_tree, rel_tol: float, approximate: bool) -> bool:
 
 # ---- the worker process: one JSON request per line on stdin, one JSON verdict per line ------
 
-MEMORY_LIMIT = 3 << 30  # bytes of address space: a memory bomb dies here, not in the trainer
-
-
-def _exit_with_parent() -> None:
-    """A killed parent closes our stdin, but a long simplify would not notice: poll instead."""
-    import os
-    import threading
-    import time
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def serve() -> None:
     """Answer requests until stdin closes (the parent exited or closed us)."""
     import json
     import sys
 
-    try:
-        import resource
+    from mathrl.verify.worker import confine_worker
 
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, resource.RLIM_INFINITY))
-    except (ImportError, ValueError, OSError):  # not POSIX, or a lower hard limit: keep it
-        pass
-    _exit_with_parent()
+    confine_worker()
     out = sys.stdout.buffer
     out.write(b'{"ready": true}\n')
     out.flush()

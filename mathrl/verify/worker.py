@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+MEMORY_LIMIT = 3 << 30  # bytes of address space per worker: a memory bomb dies there, not in the trainer
 STARTUP_TIMEOUT = 120.0  # seconds to import SymPy in a fresh process (slow on a busy machine)
 POOL_SIZE = int(os.environ.get("MATHRL_VERIFY_WORKERS", "2"))
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding `mathrl/`
@@ -158,3 +159,23 @@ class Pool:
 
 POOL = Pool()
 atexit.register(POOL.close)
+
+
+def confine_worker() -> None:
+    """Called first in a worker process (the SymPy one, a task's grader hook): cap its address
+    space, and exit when the parent dies; a killed parent closes our stdin, but a long
+    computation would not notice, so a thread polls."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, resource.RLIM_INFINITY))
+    except (ImportError, ValueError, OSError):  # not POSIX, or a lower hard limit: keep it
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
