@@ -76,6 +76,7 @@ def test_unknown_executor_and_bad_jobs_are_one_line_errors(sequential):
         compare(suite, root / "y", progress=False, log=lambda line: None, jobs=0)
 
 
+@pytest.mark.slow  # a real `mathrl compare --jobs 2` process: ~30 s
 def test_a_killed_compare_takes_its_workers_with_it(tmp_path):
     """kill -9 of `mathrl compare --jobs 2` must not leave workers writing run directories."""
     import os
