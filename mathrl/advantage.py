@@ -1,14 +1,14 @@
 """Advantage estimators: pure tensor functions, one per paper.
 
-Outcome estimators share one signature, `fn(rewards, group_size) -> advantages`: `rewards` is
+The math: outcome estimators `fn(rewards, group_size) -> advantages`: `rewards` is
 a flat (N,) float tensor with N = B * G and groups stored contiguously (row i belongs to prompt
 i // G, as in `mathrl.types.Batch`); the result is (N,), one advantage per completion, which
-the loss broadcasts over that completion's tokens. They live in the plain dict `ADVANTAGES`.
+the loss broadcasts over that completion's tokens. Token-level ones need more than one scalar
+per completion: `gae` (PPO, with a learned value), `process_advantages` (DeepSeekMath process
+supervision), with `per_token_rewards` (the KL penalty folded into the reward) and `whiten`.
 
-Token-level estimators have their own signatures because they need more than one scalar per
-completion: `gae` (PPO, with a learned value), `process_advantages` (DeepSeekMath process
-supervision) and `per_token_rewards` (PPO / RLOO with the KL penalty folded into the reward).
-`whiten` is the masked normalisation PPO applies to GAE advantages.
+The registry: `ADVANTAGES` maps every `advantage=` name, outcome and token-level alike, to an
+`Estimator` with one signature, `fn(AdvantageInputs) -> (advantages (N, T), returns or None)`.
 
 Groups whose rewards are all equal carry no learning signal: every group-relative estimator
 returns exactly 0 for them (never NaN, never a rounding residue such as 1e-17 / 1e-6 = 1e-11),
@@ -16,6 +16,9 @@ so that `adv/zero_std_frac` tokens contribute nothing to the gradient.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -36,6 +39,11 @@ def _constant(r: torch.Tensor, dim: int = -1) -> torch.Tensor:
     from them in the last bit (0.1 + 0.1 + 0.1 = 0.30000000000000004), which std would see.
     """
     return r.amax(dim, keepdim=True) == r.amin(dim, keepdim=True)  # (B, 1)
+
+
+def constant_groups(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B,) True for each group whose rewards are all equal: no signal (adv/zero_std_frac, DAPO)."""
+    return _constant(_groups(rewards, group_size)).squeeze(-1)  # (B,)
 
 
 def _centred(r: torch.Tensor) -> torch.Tensor:
@@ -121,15 +129,6 @@ def online_rft(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
     """
     return (rewards > 0).to(rewards.dtype)  # DeepSeekMath Eq. 11: I(o)  # (N,)
 
-
-ADVANTAGES = {
-    "grpo": grpo,
-    "dr_grpo": dr_grpo,
-    "rloo": rloo,
-    "reinforce_pp": reinforce_pp,
-    "reinforce_pp_baseline": reinforce_pp_baseline,
-    "online_rft": online_rft,
-}
 
 # --------------------------------------------------------------------------- the adv_std knob
 # An outcome estimator is a baseline (centring) followed by a choice of std division. The
@@ -286,3 +285,81 @@ def per_token_rewards(
     if kl_penalty is not None:
         out = out - torch.where(m, kl_penalty, torch.zeros_like(kl_penalty))  # r_t -= β KL_t  # (N, T)
     return out  # (N, T)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass
+class AdvantageInputs:
+    """What an estimator may read about one rollout batch; rows are completions, groups contiguous."""
+
+    rewards: torch.Tensor  # (N,) verifier reward plus shaping, one per completion
+    mask: torch.Tensor  # (N, T) the completion's tokens
+    loss_mask: torch.Tensor  # (N, T) tokens that enter the loss (mask_truncated drops truncated rows)
+    group_size: int
+    kl: torch.Tensor | None = None  # (N, T) per-token KL to the reference when it goes into the reward
+    kl_coef: float = 0.0  # beta of that KL
+    values: torch.Tensor | None = None  # (N, T) V_old, for an estimator with needs_values=True
+    gamma: float = 1.0
+    lam: float = 1.0
+    # per completion: step rewards and the last token of each step; a thunk, because decoding
+    # every token prefix is slow and only process supervision reads it
+    steps: Callable[[], tuple[list[list[float]], list[list[int]]]] | None = None
+    # this rank's rows -> every rank's rows and back (distributed.gather_rows / local_rows), so
+    # that batch-level estimators (REINFORCE++, adv_std=batch) see the global batch
+    gather: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+    local: Callable[[torch.Tensor], torch.Tensor] = lambda t: t
+
+
+@dataclass(frozen=True)
+class Estimator:
+    """A registry entry: fn(AdvantageInputs) -> (advantages (N, T), value targets (N, T) or None)."""
+
+    fn: Callable[[AdvantageInputs], tuple[torch.Tensor, torch.Tensor | None]]
+    needs_values: bool = False  # reads inputs.values: the run learns a value head (PPO)
+    grouped: bool = False  # compares the samples of a group: needs group_size >= 2
+    outcome: Callable[[torch.Tensor, int], torch.Tensor] | None = None  # its fn(rewards (N,), G) -> (N,), if any
+
+    def __call__(self, x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.fn(x)
+
+
+def outcome(fn: Callable[[torch.Tensor, int], torch.Tensor], grouped: bool = False) -> Estimator:
+    """An outcome estimator fn(rewards (N,), G) -> (N,) as a registry entry: the KL in the reward
+    is summed over each completion, the advantage broadcast over its tokens."""
+
+    def estimate(x: AdvantageInputs) -> tuple[torch.Tensor, None]:
+        seq_rewards = x.rewards if x.kl is None else x.rewards - x.kl_coef * x.kl.sum(-1)  # (N,)
+        adv = x.local(fn(x.gather(seq_rewards), x.group_size))  # (N,)
+        return adv.unsqueeze(-1).expand_as(x.loss_mask), None  # (N, T)
+
+    return Estimator(estimate, grouped=grouped, outcome=fn)
+
+
+def ppo_gae(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """PPO: GAE over per-token rewards (score at the last token, minus beta * KL), whitened."""
+    kl_penalty = None if x.kl is None else x.kl_coef * x.kl  # (N, T)
+    adv, returns = gae(per_token_rewards(x.rewards, x.mask, kl_penalty), x.values, x.mask, x.gamma, x.lam)  # (N, T)
+    return whiten(adv, x.loss_mask), returns  # (N, T), (N, T)
+
+
+def process(x: AdvantageInputs) -> tuple[torch.Tensor, None]:
+    """GRPO process supervision: step rewards normalised over the group, summed from each token on."""
+    step_rewards, step_ends = x.steps()
+    return process_advantages(step_rewards, step_ends, x.group_size, x.mask.shape[1]).to(x.rewards.device), None
+
+
+# SFT: -log p of given solutions, a gradient coefficient of 1 on every token (DeepSeekMath Eq. 6)
+LIKELIHOOD = Estimator(lambda x: (torch.ones_like(x.loss_mask), None))
+
+ADVANTAGES: dict[str, Estimator] = {
+    "grpo": outcome(grpo, grouped=True),
+    "dr_grpo": outcome(dr_grpo, grouped=True),
+    "rloo": outcome(rloo, grouped=True),
+    "reinforce_pp": outcome(reinforce_pp),
+    "reinforce_pp_baseline": outcome(reinforce_pp_baseline, grouped=True),
+    "online_rft": outcome(online_rft),
+    "gae": Estimator(ppo_gae, needs_values=True),
+    "process": Estimator(process, grouped=True),
+}

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mathrl.advantage import ADV_STD, ADVANTAGES
+from mathrl.loss import AGGREGATIONS, KL_ESTIMATORS
 from mathrl.presets import PRESETS
 
 
@@ -58,7 +60,7 @@ class RunConfig:
     overlong_penalty: float = 1.0  # DAPO: max penalty reached at the limit
 
     # ---- advantage -------------------------------------------------------------------------
-    advantage: str = "grpo"  # estimator (mathrl/advantage.py ADVANTAGES) or gae | process
+    advantage: str = "grpo"  # estimator (mathrl/advantage.py ADVANTAGES): grpo, dr_grpo, rloo, gae, process, ...
     adv_std: str = "auto"  # auto (as the estimator's paper) | none | group | batch: its baseline divided by nothing, the group's reward std or the batch's advantage std
     gamma: float = 1.0  # GAE discount (PPO)
     lam: float = 0.95  # GAE lambda (PPO)
@@ -139,10 +141,10 @@ class RunConfig:
         _check(self.eval_kl in (None, True, False), "eval_kl must be true, false or null (auto)")
         _check(self.keep_checkpoints >= 1, "keep_checkpoints must be >= 1")
         _check(self.rollout_is_cap > 1, "rollout_is_cap must be > 1 (the ratio of a sampler that agrees is 1)")
-        _one_of("kl_estimator", self.kl_estimator, ("k1", "k2", "k3"))
+        _one_of("kl_estimator", self.kl_estimator, tuple(KL_ESTIMATORS))
         _one_of("kl_placement", self.kl_placement, ("loss", "reward"))
-        _one_of("loss_agg", self.loss_agg, ("seq_mean_token_mean", "token_mean", "seq_mean_token_sum_norm"))
-        _one_of("adv_std", self.adv_std, ("auto", "group", "batch", "none"))
+        _one_of("loss_agg", self.loss_agg, tuple(AGGREGATIONS))
+        _one_of("adv_std", self.adv_std, ("auto", *ADV_STD))
         _one_of("loss", self.loss, ("policy_gradient", "sft"))
         _one_of("rollout", self.rollout, ("hf", "vllm"))
         _one_of("rollout_from", self.rollout_from, ("policy", "reference"))
@@ -150,7 +152,7 @@ class RunConfig:
         for name in self.report_to.split(","):
             _one_of("report_to", name.strip(), REPORT_TO)
         _one_of("dtype", self.dtype, ("auto", "float32", "bfloat16", "float16"))
-        group_based = self.advantage in GROUP_BASED_ADVANTAGES
+        group_based = self.advantage in ADVANTAGES and ADVANTAGES[self.advantage].grouped
         _check(not (group_based and self.loss == "policy_gradient" and self.group_size < 2),
                f"advantage '{self.advantage}' compares samples within a group: set group_size >= 2")
         _check(self.batch_size == 0 or self.batch_size == self.prompts_per_step * self.group_size,
@@ -166,9 +168,6 @@ class RunConfig:
 
 # Experiment trackers (accelerate's names); `none` writes nothing beyond the run directory.
 REPORT_TO = ("none", "tensorboard", "wandb", "trackio")
-
-# Advantage estimators whose baseline is computed inside a group of G samples.
-GROUP_BASED_ADVANTAGES = ("grpo", "dr_grpo", "rloo", "reinforce_pp_baseline", "process")
 
 
 def _check(ok: bool, message: str) -> None:

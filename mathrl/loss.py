@@ -223,7 +223,8 @@ AGGREGATIONS = {
 def aggregate(
     per_token: torch.Tensor, mask: torch.Tensor, mode: str, max_len: int | None = None
 ) -> torch.Tensor:
-    """Reduce a per-token loss (N, T) to a scalar with the named aggregation (`AGGREGATIONS`)."""
+    """Reduce a per-token loss (N, T) to a scalar with the named aggregation (`AGGREGATIONS`);
+    the trainer holds the function itself (Recipe.loss_agg)."""
     return AGGREGATIONS[mode](per_token, mask, max_len)  # ()
 
 

@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
-from mathrl.advantage import ADV_STD, ADVANTAGES, CENTRED, rescaled
+from mathrl.advantage import ADV_STD, ADVANTAGES, CENTRED, LIKELIHOOD, Estimator, outcome, rescaled
 from mathrl.compute import forward_flops, generation_flops, train_flops
 from mathrl.config import ConfigError, RunConfig
-from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES, ROLLOUT_CORRECTIONS
+from mathrl.loss import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, ROLLOUT_CORRECTIONS, token_mean
 
-# Token-level advantages with their own code path in train.py (not `fn(rewards, G)`).
-TOKEN_LEVEL = ("gae", "process")
 # Policy losses that never read pi_old: several epochs need no pi_old pass for them.
 RATIO_FREE = ("reinforce",)
 
@@ -48,15 +46,15 @@ class Recipe:
     needs_reference: bool  # a frozen reference exists (KL term, offline rollouts or eval_kl=true; LoRA: the base)
     reference_pass: bool  # the reference's log-probs are computed every step (for the KL term)
     needs_old_pass: bool  # pi_old (and V_old) forward before the update: mu * minibatches > 1 with a ratio, or a value head
-    value_head: bool  # PPO: a learned value, advantages by GAE over per-token rewards
-    process: bool  # grpo_ps: per-token advantages from verifiable step rewards
-    advantage: Callable | None  # outcome estimator fn(rewards (N,), G) -> (N,); None for the two above and SFT
+    learns_value: bool  # PPO: a value head is trained beside the policy (its estimator reads V_old)
+    advantage: Estimator  # advantage.ADVANTAGES entry (with adv_std's division); SFT: advantage.LIKELIHOOD
     policy_loss: Callable  # loss.POLICY_LOSSES entry: fn(logp, old_logp, adv, eps_low, eps_high)
     kl: Callable | None  # KL estimator fn(logp, ref_logp) -> (N, T); None without a KL term
     kl_coef: float  # beta, wherever the KL goes; 0 without a KL term
     kl_in_reward: bool  # beta * KL per token is subtracted from the reward (PPO, RLOO, REINFORCE++)
     kl_in_loss: bool  # beta * KL is added to the per-token loss (GRPO)
     kl_grad_at_reference: bool  # k1 in the loss has a gradient even where pi = pi_ref (its score function)
+    loss_agg: Callable  # loss.AGGREGATIONS entry fn(per_token, mask, max_new_tokens) -> ()
     token_weighted: bool  # loss_agg weighs every token alike: micro-batches weigh by their token count
     rollout_correction: Callable | None  # loss.ROLLOUT_CORRECTIONS entry fn(ratio, cap) -> (weight, keep); None: off
     passes: Passes
@@ -64,21 +62,20 @@ class Recipe:
     @classmethod
     def from_config(cls, cfg: RunConfig) -> "Recipe":
         sft = cfg.loss == "sft"
-        estimators = [*ADVANTAGES, *TOKEN_LEVEL]
-        if not sft and cfg.advantage not in estimators:  # SFT has no advantage
-            raise ConfigError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(estimators)}")
+        if not sft and cfg.advantage not in ADVANTAGES:  # SFT has no advantage
+            raise ConfigError(f"unknown advantage {cfg.advantage!r}; choose one of {', '.join(ADVANTAGES)}")
         if cfg.policy_loss not in POLICY_LOSSES:
             raise ConfigError(f"unknown policy_loss {cfg.policy_loss!r}; choose one of {', '.join(POLICY_LOSSES)}")
         if cfg.rollout_is != "none" and cfg.rollout_is not in ROLLOUT_CORRECTIONS:
             raise ConfigError(f"unknown rollout_is {cfg.rollout_is!r}; choose none, {', '.join(ROLLOUT_CORRECTIONS)}")
-        if cfg.adv_std != "auto" and (sft or cfg.advantage in TOKEN_LEVEL):
+        if cfg.adv_std != "auto" and (sft or ADVANTAGES[cfg.advantage].outcome is None):
             raise ConfigError(f"adv_std={cfg.adv_std} applies to outcome advantages; "
                               f"{'SFT has none' if sft else cfg.advantage + ' normalises its own'}: leave adv_std=auto")
         kl_term = cfg.kl_coef > 0 and not sft
         kl_in_loss = kl_term and cfg.kl_placement == "loss"
-        value_head = not sft and cfg.advantage == "gae"
+        learns_value = not sft and ADVANTAGES[cfg.advantage].needs_values
         ratio = cfg.policy_loss not in RATIO_FREE
-        needs_old_pass = not sft and ((ratio and cfg.ppo_epochs * cfg.minibatches > 1) or value_head)
+        needs_old_pass = not sft and ((ratio and cfg.ppo_epochs * cfg.minibatches > 1) or learns_value)
         offline = not sft and cfg.rollout_from == "reference"
         return cls(
             sft=sft,
@@ -86,9 +83,8 @@ class Recipe:
             needs_reference=kl_term or offline or cfg.eval_kl is True,
             reference_pass=kl_term,
             needs_old_pass=needs_old_pass,
-            value_head=value_head,
-            process=not sft and cfg.advantage == "process",
-            advantage=None if sft or cfg.advantage in TOKEN_LEVEL else outcome_advantage(cfg.advantage, cfg.adv_std),
+            learns_value=learns_value,
+            advantage=LIKELIHOOD if sft else outcome_advantage(cfg.advantage, cfg.adv_std),
             # SFT is the likelihood of given solutions: no ratio to an old policy that never sampled them
             policy_loss=POLICY_LOSSES["reinforce" if sft else cfg.policy_loss],
             kl=KL_ESTIMATORS[cfg.kl_estimator] if kl_term else None,
@@ -96,13 +92,14 @@ class Recipe:
             kl_in_reward=kl_term and cfg.kl_placement == "reward",
             kl_in_loss=kl_in_loss,
             kl_grad_at_reference=kl_in_loss and cfg.kl_estimator == "k1",
-            token_weighted=cfg.loss_agg == "token_mean",
+            loss_agg=AGGREGATIONS[cfg.loss_agg],
+            token_weighted=AGGREGATIONS[cfg.loss_agg] is token_mean,
             rollout_correction=None if sft else ROLLOUT_CORRECTIONS.get(cfg.rollout_is),
             passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass), train=cfg.ppo_epochs),
         )
 
 
-def outcome_advantage(name: str, adv_std: str) -> Callable:
+def outcome_advantage(name: str, adv_std: str) -> Estimator:
     """The estimator `name` with the std division `adv_std` asks for.
 
     auto: the estimator as its paper defines it. none | group | batch: the estimator's own
@@ -117,4 +114,4 @@ def outcome_advantage(name: str, adv_std: str) -> Callable:
             return ADVANTAGES[name]
         raise ConfigError(f"adv_std={adv_std} divides a centred advantage by a std; advantage {name!r} has no "
                           f"baseline to centre on: use adv_std=auto or none")
-    return partial(rescaled, CENTRED[name], ADV_STD[adv_std])
+    return outcome(partial(rescaled, CENTRED[name], ADV_STD[adv_std]), grouped=ADVANTAGES[name].grouped)

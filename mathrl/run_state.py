@@ -218,7 +218,7 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     set_seed(cfg.seed)
     # ---- inputs that can be wrong: validated before anything is written ---------------------
     recipe = Recipe.from_config(cfg)  # what the algorithm needs, decided once
-    check_sharding_supported(accelerator, cfg.lora_rank > 0, recipe.value_head, cfg.rollout)
+    check_sharding_supported(accelerator, cfg.lora_rank > 0, recipe.learns_value, cfg.rollout)
     task = get_task(cfg.task, data_dir=cfg.data_dir, tasks_dir=cfg.tasks_dir, task_config=cfg.task_config or None)
     train_problems = task.load("train", limit=cfg.train_limit, seed=cfg.seed)
     eval_problems = task.load(cfg.eval_split, limit=cfg.eval_limit, seed=0) if cfg.eval_limit else []
@@ -233,7 +233,7 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     ref_model = None
     if recipe.needs_reference and not cfg.lora_rank:  # LoRA: the reference is the base with adapters off
         ref_model = frozen_copy(model)
-    value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if recipe.value_head else None
+    value_head = ValueHead(model.config.hidden_size).to(accelerator.device) if recipe.learns_value else None
     params = [p for p in model.parameters() if p.requires_grad]
     params += list(value_head.parameters()) if value_head is not None else []
     optimizer = adamw(params, cfg.lr, cfg.weight_decay)
@@ -253,8 +253,8 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     update_params = UpdateParams(
         policy_loss=recipe.policy_loss, temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
         clip_eps_high=cfg.clip_eps_high, kl=recipe.kl if recipe.kl_in_loss else None, kl_coef=recipe.kl_coef,
-        kl_grad_at_reference=recipe.kl_grad_at_reference, loss_agg=cfg.loss_agg,
-        token_weighted=recipe.token_weighted, max_len=max_new_tokens,
+        kl_grad_at_reference=recipe.kl_grad_at_reference, loss_agg=recipe.loss_agg,
+        token_weighted=recipe.token_weighted, max_new_tokens=max_new_tokens,
         entropy_coef=cfg.entropy_coef, vf_coef=cfg.vf_coef, value_clip_eps=cfg.value_clip_eps,
         ppo_epochs=cfg.ppo_epochs, target_kl=cfg.target_kl, minibatches=cfg.minibatches,
         micro_batch_size=micro_batch_size,

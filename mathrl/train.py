@@ -4,7 +4,7 @@
         sample B prompts                       -> G completions each (rollout)
         grade every completion                 -> rewards (verifier, reward.py)
         log-probs of the reference / old policy
-        advantages (the Recipe's estimator, or GAE for PPO, or step rewards for grpo_ps)
+        advantages (the Recipe's estimator: group-relative, GAE, process supervision ...)
         mu epochs of policy-loss updates (update.py)
         log, evaluate, checkpoint; iterative RL: reference <- policy
 
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from mathrl.advantage import gae, per_token_rewards, process_advantages, whiten
+from mathrl.advantage import AdvantageInputs, constant_groups
 from mathrl.checkpoint import DeferredInterrupt
 from mathrl.config import ConfigError, RunConfig
 from mathrl.costs import announce_costs
@@ -153,8 +154,7 @@ def resample_constant_groups(state: RunState, batch: Batch, generate, model) -> 
     cfg, G = state.cfg, state.cfg.group_size
     for _ in range(cfg.dynamic_sampling_max_tries):
         grade(state, batch)
-        by_group = batch.rewards.view(-1, G)  # (B, G)
-        constant = (by_group.std(-1, unbiased=False) == 0).nonzero().flatten().tolist()
+        constant = constant_groups(batch.rewards, G).nonzero().flatten().tolist()
         if not constant:
             break
         fresh = generate(model, state.tokenizer, state.sampler.next(len(constant)), G,
@@ -162,7 +162,7 @@ def resample_constant_groups(state: RunState, batch: Batch, generate, model) -> 
         grade(state, fresh)
         account_rollout(state, fresh)  # the extra rollouts cost compute too
         varied = [g for g in range(batch.size // G) if g not in constant]
-        fresh_varied = (fresh.rewards.view(-1, G).std(-1, unbiased=False) > 0).nonzero().flatten().tolist()
+        fresh_varied = (~constant_groups(fresh.rewards, G)).nonzero().flatten().tolist()
         # keep every varied group; top up with fresh varied ones, then the old constant ones
         keep = [(batch, g) for g in varied] + [(fresh, g) for g in fresh_varied] + [(batch, g) for g in constant]
         batch = merge_groups(keep[: batch.size // G], state.tokenizer.pad_token_id)
@@ -232,48 +232,38 @@ def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInp
 
 
 def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, old) -> tuple[UpdateInputs, dict]:
-    cfg, recipe = state.cfg, state.recipe
-    mask = batch.completion_mask.clone()  # (N, T)
-    if cfg.mask_truncated:
-        mask = mask * (~batch.truncated).float().unsqueeze(-1)  # (N, T) DAPO overlong filtering
-    kl_tok = None
-    if recipe.kl_in_reward:
-        if state.policy_is_reference:
-            kl_tok = torch.zeros_like(mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise in the rewards
-        else:
-            logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, cfg.temperature,
-                                                                         state.micro_batch_size)["logp"]
-            kl_tok = recipe.kl(logp, ref_logp) * batch.completion_mask  # (N, T)
-    metrics: dict[str, float] = {}
-    if kl_tok is not None:
-        metrics["kl/mean"] = float(kl_tok.sum() / batch.completion_mask.sum().clamp(min=1))
-    if recipe.sft:  # -1 * log p of the solutions: DeepSeekMath Eq. 6, gradient coefficient 1
-        return UpdateInputs(torch.ones_like(mask), mask), metrics
-    if recipe.value_head:
-        token_rewards = per_token_rewards(rewards, batch.completion_mask,
-                                          None if kl_tok is None else recipe.kl_coef * kl_tok)  # (N, T)
-        adv, returns = gae(token_rewards, old["values"], batch.completion_mask, cfg.gamma, cfg.lam)  # (N, T)
-        adv = whiten(adv, mask)  # (N, T)
-        metrics["value/explained_var"] = explained_variance(old["values"], returns, batch.completion_mask)
-        return UpdateInputs(adv, mask, old.get("logp"), ref_logp, old["values"], returns,
-                            ref_is_old=recipe.kl_in_loss and state.policy_is_reference), metrics
-    elif recipe.process:
-        adv = step_advantages(state, batch, rewards)  # (N, T)
-    else:
-        seq_rewards = rewards if kl_tok is None else rewards - recipe.kl_coef * kl_tok.sum(-1)  # (N,)
-        # over every rank's rows: batch-level estimators (REINFORCE++, adv_std=batch) see the global batch
-        all_rewards = gather_rows(state.accelerator, seq_rewards)  # (W*N,)
-        adv = recipe.advantage(all_rewards, cfg.group_size)  # (W*N,) with adv_std's division
-        adv = local_rows(state.accelerator, adv).unsqueeze(-1).expand_as(mask)  # (N, T)
-    groups = rewards.view(-1, cfg.group_size) if cfg.group_size > 1 else rewards.view(-1, 1)
-    metrics["adv/zero_std_frac"] = float((groups.amax(-1) == groups.amin(-1)).float().mean())
-    metrics["adv/abs_mean"] = float((adv.abs() * mask).sum() / mask.sum().clamp(min=1))
-    return UpdateInputs(adv, mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None,
-                        ref_is_old=recipe.kl_in_loss and state.policy_is_reference), metrics
+    """The Recipe's estimator (advantage.ADVANTAGES) on this batch, and what the loss needs with it."""
+    cfg, recipe, mask = state.cfg, state.recipe, batch.completion_mask
+    loss_mask = mask * (~batch.truncated).float().unsqueeze(-1) if cfg.mask_truncated else mask.clone()  # DAPO
+    kl = kl_in_reward(state, batch, ref_logp, old)  # (N, T) or None
+    x = AdvantageInputs(rewards, mask, loss_mask, cfg.group_size, kl, recipe.kl_coef, old.get("values"),
+                        cfg.gamma, cfg.lam, steps=lambda: step_rewards(state, batch, rewards),
+                        gather=partial(gather_rows, state.accelerator), local=partial(local_rows, state.accelerator))
+    adv, returns = recipe.advantage(x)  # (N, T), (N, T) or None
+    metrics = {} if kl is None else {"kl/mean": float(kl.sum() / mask.sum().clamp(min=1))}
+    if returns is not None:
+        metrics["value/explained_var"] = explained_variance(old["values"], returns, mask)
+    elif not recipe.sft:
+        metrics["adv/zero_std_frac"] = float(constant_groups(rewards, cfg.group_size).float().mean())
+        metrics["adv/abs_mean"] = float((adv.abs() * loss_mask).sum() / loss_mask.sum().clamp(min=1))
+    return UpdateInputs(adv, loss_mask, old.get("logp"), ref_logp if recipe.kl_in_loss else None, old.get("values"),
+                        returns, ref_is_old=recipe.kl_in_loss and state.policy_is_reference), metrics
 
 
-def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> torch.Tensor:
-    """grpo_ps: verifiable step rewards (each stated calculation checked), outcome as last step."""
+def kl_in_reward(state: RunState, batch: Batch, ref_logp, old) -> torch.Tensor | None:
+    """Per-token KL(pi || pi_ref) for a recipe that subtracts it from the reward (PPO, RLOO)."""
+    if not state.recipe.kl_in_reward:
+        return None
+    if state.policy_is_reference:
+        return torch.zeros_like(batch.completion_mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise
+    logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, state.cfg.temperature,
+                                                                 state.micro_batch_size)["logp"]
+    return state.recipe.kl(logp, ref_logp) * batch.completion_mask  # (N, T)
+
+
+def step_rewards(state: RunState, batch: Batch, rewards: torch.Tensor) -> tuple[list[list[float]], list[list[int]]]:
+    """grpo_ps: verifiable step rewards (each stated calculation checked), outcome as last step,
+    with the completion token where each step ends."""
     step_rewards, step_ends = [], []
     lengths = batch.completion_mask.sum(-1).long().tolist()
     for i, text in enumerate(batch.completions):
@@ -282,7 +272,7 @@ def step_advantages(state: RunState, batch: Batch, rewards: torch.Tensor) -> tor
         ends = [next((t for t, c in enumerate(char_ends) if c >= end), lengths[i] - 1) for end, _ in steps]
         step_rewards.append([1.0 if ok else 0.0 for _, ok in steps] + [float(rewards[i])])
         step_ends.append([min(e, max(lengths[i] - 1, 0)) for e in ends] + [max(lengths[i] - 1, 0)])
-    return process_advantages(step_rewards, step_ends, batch.group_size, batch.completion_mask.shape[1]).to(rewards.device)
+    return step_rewards, step_ends
 
 
 def batch_metrics(state: RunState, batch: Batch) -> dict[str, float]:

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from mathrl.logprobs import forward_completion
-from mathrl.loss import aggregate, masked_mean, value_loss
+from mathrl.loss import masked_mean, value_loss
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ class UpdateParams:
     kl: Callable | None  # KL estimator of the loss term; None when the KL is not in the loss
     kl_coef: float  # beta of the loss term
     kl_grad_at_reference: bool  # the loss's KL has a gradient even at pi = pi_ref (k1)
-    loss_agg: str
+    loss_agg: Callable  # loss.AGGREGATIONS entry
     token_weighted: bool  # loss_agg weighs tokens alike: micro-batches weigh by token count
-    max_len: int  # constant divisor of seq_mean_token_sum_norm (Dr. GRPO)
+    max_new_tokens: int  # constant divisor of seq_mean_token_sum_norm (Dr. GRPO)
     entropy_coef: float
     vf_coef: float
     value_clip_eps: float
@@ -95,16 +95,16 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     # KL(pi_old || pi_theta) ~ E[(r - 1) - log r] (Schulman's k3 with the ratio; cleanrl's approx_kl):
     # 0 on the first minibatch of one epoch, how far the update has moved the policy after it
     terms["kl/old_new"] = masked_mean(torch.expm1(log_ratio) - log_ratio, mask)
-    terms["loss/policy"] = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
+    terms["loss/policy"] = hp.loss_agg(per_token, mask, hp.max_new_tokens)
     if hp.kl is not None and (inputs.ref_logp is not None or inputs.ref_is_old):
         kl_tok = hp.kl(logp, old if inputs.ref_is_old else inputs.ref_logp[rows])  # (n, T)
         per_token = per_token + hp.kl_coef * kl_tok
-        terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
+        terms["loss/kl"] = hp.loss_agg(kl_tok, mask, hp.max_new_tokens)
         terms["kl/mean"] = masked_mean(kl_tok, mask)  # per-token KL, comparable across presets
     terms["entropy/mean"] = masked_mean(out["entropy"].detach(), mask)
     if hp.entropy_coef > 0:
         per_token = per_token - hp.entropy_coef * out["entropy"]
-    loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len) * weight
+    loss = hp.loss_agg(per_token, mask, hp.max_new_tokens) * weight
     if value_head is not None:
         v_tok = value_loss(out["values"], inputs.old_values[rows], inputs.returns[rows], mask, hp.value_clip_eps)
         terms["loss/value"] = masked_mean(v_tok, mask)

@@ -34,20 +34,20 @@ def test_each_combination_is_the_baseline_divided_once(name, mode):
         expected = c / (c.std(unbiased=True) + 1e-6)
     else:
         expected = c
-    got = outcome_advantage(name, mode)(REWARDS, G)
+    got = outcome_advantage(name, mode).outcome(REWARDS, G)
     assert torch.allclose(got, expected, atol=1e-9), (name, mode)
     assert torch.equal(got[4:8], torch.zeros(4, dtype=torch.float64)) or name == "reinforce_pp"  # constant group
 
 
 def test_the_named_estimators_are_points_of_the_grid():
-    adv = lambda name, mode: outcome_advantage(name, mode)(REWARDS, G)  # noqa: E731
-    assert torch.allclose(adv("grpo", "group"), ADVANTAGES["grpo"](REWARDS, G))  # GRPO divides once, not twice
-    assert torch.equal(adv("grpo", "none"), ADVANTAGES["dr_grpo"](REWARDS, G))  # GRPO without std = Dr. GRPO
-    assert torch.allclose(adv("dr_grpo", "group"), ADVANTAGES["grpo"](REWARDS, G))
-    assert torch.allclose(adv("grpo", "batch"), ADVANTAGES["reinforce_pp_baseline"](REWARDS, G))
-    assert torch.allclose(adv("reinforce_pp", "batch"), ADVANTAGES["reinforce_pp"](REWARDS, G))
+    adv = lambda name, mode: outcome_advantage(name, mode).outcome(REWARDS, G)  # noqa: E731
+    assert torch.allclose(adv("grpo", "group"), ADVANTAGES["grpo"].outcome(REWARDS, G))  # GRPO divides once, not twice
+    assert torch.equal(adv("grpo", "none"), ADVANTAGES["dr_grpo"].outcome(REWARDS, G))  # GRPO without std = Dr. GRPO
+    assert torch.allclose(adv("dr_grpo", "group"), ADVANTAGES["grpo"].outcome(REWARDS, G))
+    assert torch.allclose(adv("grpo", "batch"), ADVANTAGES["reinforce_pp_baseline"].outcome(REWARDS, G))
+    assert torch.allclose(adv("reinforce_pp", "batch"), ADVANTAGES["reinforce_pp"].outcome(REWARDS, G))
     # "auto" and "none" differ exactly where the estimator's paper divides by a std
-    assert not torch.allclose(adv("grpo", "none"), ADVANTAGES["grpo"](REWARDS, G))
+    assert not torch.allclose(adv("grpo", "none"), ADVANTAGES["grpo"].outcome(REWARDS, G))
     assert outcome_advantage("grpo", "auto") is ADVANTAGES["grpo"]
 
 

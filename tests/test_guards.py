@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 import mathrl.reward
 import mathrl.train
-from mathrl.advantage import ADVANTAGES
+from mathrl.advantage import ADVANTAGES, outcome
 from mathrl.checkpoint import list_checkpoints
 from mathrl.cli import app
 from mathrl.health import CONDITIONS, WARN_EVERY, Health
@@ -188,7 +188,7 @@ def test_a_group_of_one_trains_finitely(tmp_path, digit_tasks, optimizer_watch, 
 
 def test_non_finite_steps_are_skipped_then_the_run_aborts_after_saving(tmp_path, digit_tasks, monkeypatch,
                                                                         optimizer_watch):
-    monkeypatch.setitem(ADVANTAGES, "grpo", lambda rewards, group_size: torch.full_like(rewards, math.nan))
+    monkeypatch.setitem(ADVANTAGES, "grpo", outcome(lambda rewards, group_size: torch.full_like(rewards, math.nan)))
     run = tmp_path / "run"
     args = ["run", "--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run), "--max-steps", "10",
             "--quiet", *[a for k, v in {**TINY, **FAST}.items() for a in ("--set", f"{k}={v}")]]

@@ -6,9 +6,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mathrl"
 
 # The data flow, in order. A module may import only from modules listed before it.
-ORDER = ["types", "presets", "config", "verify", "tasks", "reward", "models", "decoder", "rollout", "rollout_vllm",
-         "packing", "logprobs", "advantage", "loss", "value", "update", "health", "metrics", "stats", "compute", "recipe", "results", "claims", "evaluate",
-         "checkpoint", "run_lock", "resume", "distributed", "tracking", "sampler", "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench", "cli", "__main__"]
+ORDER = ["types", "advantage", "loss", "presets", "config", "verify", "tasks", "reward", "models", "decoder",
+         "rollout", "rollout_vllm", "packing", "logprobs", "value", "update", "health", "metrics", "stats",
+         "compute", "recipe", "results", "claims", "evaluate", "checkpoint", "run_lock", "resume", "distributed",
+         "tracking", "sampler", "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench",
+         "cli", "__main__"]
 
 
 def top_module(path: Path) -> str:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import write_digit_task
-from mathrl.advantage import ADVANTAGES
+from mathrl.advantage import ADVANTAGES, LIKELIHOOD
 from mathrl.config import ConfigError, build_config
 from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
 from mathrl.presets import PRESETS
@@ -26,14 +26,14 @@ def test_each_preset_resolves_to_what_its_paper_needs():
     assert grpo.kl is KL_ESTIMATORS["k3"] and grpo.kl_coef == 0.04 and not grpo.needs_old_pass
     assert grpo.advantage is ADVANTAGES["grpo"] and grpo.policy_loss is POLICY_LOSSES["clip"]
     ppo = recipe("ppo")  # GAE over a value head, KL in the reward, pi_old for 2 epochs x 2 minibatches
-    assert ppo.value_head and ppo.needs_old_pass and ppo.kl_in_reward and not ppo.kl_in_loss
-    assert ppo.advantage is None and ppo.passes.forward == 2 and ppo.passes.train == 2 and ppo.token_weighted
+    assert ppo.learns_value and ppo.needs_old_pass and ppo.kl_in_reward and not ppo.kl_in_loss
+    assert ppo.advantage is ADVANTAGES["gae"] and ppo.passes.forward == 2 and ppo.passes.train == 2 and ppo.token_weighted
     # the value head alone needs the V_old pass, even with one update per rollout
     assert recipe("ppo", ppo_epochs=1, minibatches=1).needs_old_pass
     dapo = recipe("dapo")  # "we exclude the KL term": no reference model at all
     assert not dapo.needs_reference and not dapo.reference_pass and dapo.kl is None and dapo.kl_coef == 0
     assert recipe("dapo", eval_kl=True).needs_reference and not recipe("dapo", eval_kl=True).reference_pass
-    assert recipe("grpo_ps").process and recipe("grpo_ps").advantage is None
+    assert recipe("grpo_ps").advantage is ADVANTAGES["process"] and not recipe("grpo_ps").learns_value
     assert recipe("rloo").kl_in_reward and recipe("rloo").kl is KL_ESTIMATORS["k1"]
     assert not recipe("rloo").kl_grad_at_reference and recipe("grpo", kl_estimator="k1").kl_grad_at_reference
 
@@ -41,7 +41,7 @@ def test_each_preset_resolves_to_what_its_paper_needs():
 def test_sft_needs_no_sampling_no_reference_and_trains_the_likelihood():
     sft = recipe("sft", kl_coef=0.1)  # a stray beta cannot build a reference for SFT
     assert sft.sft and not sft.needs_reference and not sft.reference_pass and not sft.needs_old_pass
-    assert sft.advantage is None and sft.kl is None and sft.policy_loss is POLICY_LOSSES["reinforce"]
+    assert sft.advantage is LIKELIHOOD and sft.kl is None and sft.policy_loss is POLICY_LOSSES["reinforce"]
     assert sft.passes.generate is False and sft.passes.forward == 0
     logp = torch.tensor([[-0.5, -2.0]])  # (1, 2)
     loss, _, _ = sft.policy_loss(logp, logp, torch.ones(1, 2), torch.ones(1, 2), 0.2, 0.2)

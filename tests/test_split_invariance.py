@@ -34,7 +34,7 @@ import torch
 
 from conftest import write_digit_task
 from mathrl.logprobs import forward_completion
-from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES, aggregate, masked_mean, value_loss
+from mathrl.loss import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, masked_mean, value_loss
 from mathrl.models import build_tiny
 from mathrl.rollout import teacher_forced_batch
 from mathrl.tasks import get_task
@@ -55,7 +55,7 @@ def params_for(family: str, mode: str, micro: int, minibatches: int) -> UpdatePa
     return UpdateParams(
         policy_loss=POLICY_LOSSES["reinforce" if family == "sft" else "clip"], temperature=0.7, clip_eps_low=0.2,
         clip_eps_high=0.28, kl=KL_ESTIMATORS["k3"] if family in ("grpo", "dr_grpo") else None, kl_coef=0.05,
-        kl_grad_at_reference=False, loss_agg=mode, token_weighted=mode == "token_mean", max_len=MAX_LEN,
+        kl_grad_at_reference=False, loss_agg=AGGREGATIONS[mode], token_weighted=mode == "token_mean", max_new_tokens=MAX_LEN,
         entropy_coef=0.01 if family == "ppo" else 0.0, vf_coef=0.5, value_clip_eps=0.2,
         ppo_epochs=1, minibatches=minibatches, micro_batch_size=micro, max_grad_norm=1e9)
 
@@ -117,17 +117,17 @@ def reference(model, head, batch, inputs: UpdateInputs, hp: UpdateParams, rows: 
     per_token, low, high = hp.policy_loss(logp, inputs.old_logp[idx], inputs.advantages[idx], mask,
                                           hp.clip_eps_low, hp.clip_eps_high)
     # the loss terms in the aggregation mode, the diagnostics as token means
-    terms = {"loss/policy": aggregate(per_token, mask, hp.loss_agg, hp.max_len),
+    terms = {"loss/policy": hp.loss_agg(per_token, mask, hp.max_new_tokens),
              "loss/clip_frac": masked_mean((low | high).to(logp.dtype), mask)}
     if hp.kl is not None:
         kl_tok = hp.kl(logp, inputs.ref_logp[idx])
         per_token = per_token + hp.kl_coef * kl_tok
-        terms["loss/kl"] = aggregate(kl_tok, mask, hp.loss_agg, hp.max_len)
+        terms["loss/kl"] = hp.loss_agg(kl_tok, mask, hp.max_new_tokens)
         terms["kl/mean"] = masked_mean(kl_tok, mask)
     if hp.entropy_coef:
         per_token = per_token - hp.entropy_coef * out["entropy"]
         terms["entropy/mean"] = masked_mean(out["entropy"], mask)
-    loss = aggregate(per_token, mask, hp.loss_agg, hp.max_len)
+    loss = hp.loss_agg(per_token, mask, hp.max_new_tokens)
     if head is not None:  # the value loss is a token mean in every mode
         terms["loss/value"] = masked_mean(value_loss(out["values"], inputs.old_values[idx], inputs.returns[idx], mask,
                                                      hp.value_clip_eps), mask)
