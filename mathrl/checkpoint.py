@@ -32,6 +32,10 @@ from typing import Any, Callable
 
 import torch
 
+from mathrl import tracking
+from mathrl.distributed import full_model_state, full_optimizer_state, is_sharded, load_full_model_state, load_full_optimizer_state
+from mathrl.resume import set_aside, without_checkpoint
+
 COMPLETE = "COMPLETE"
 _TMP_PREFIX = ".tmp-"  # + the folder name: .tmp-step-0000003-<pid>, .tmp-final-<pid>
 _HASH_CHUNK = 16 << 20
@@ -269,3 +273,100 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---- a run's checkpoints (`state` is a run_state.RunState) ------------------------------------
+class RunAborted(RuntimeError):
+    """The run stopped on purpose (divergence); its state was saved first."""
+
+
+def checkpoint_state(state) -> dict[str, Any]:
+    """What a checkpoint holds (whole tensors also under FSDP: a collective there)."""
+    unwrap = state.accelerator.unwrap_model
+    return {
+        "step": state.step, "model": full_model_state(state.accelerator, state.model),
+        "value_head": unwrap(state.value_head).state_dict() if state.value_head is not None else None,
+        "ref_model": state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every else None,
+        "optimizer": full_optimizer_state(state.accelerator, state.model, state.optimizer), "scheduler": state.scheduler.state_dict(),
+        "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
+        "generator": state.generator.get_state(), "rng": rng_state(),
+        "consecutive_skips": state.consecutive_skips, "policy_is_reference": state.policy_is_reference,
+    }
+
+
+def checkpoint_now(state) -> Path | None:
+    state.saved_step = state.step
+    if not state.accelerator.is_main_process:
+        if is_sharded(state.accelerator):
+            checkpoint_state(state)  # this rank's part of the gathers; the main process writes
+        return None
+    return save_checkpoint(state.run.checkpoints_dir, state.step, checkpoint_state(state), state.cfg.keep_checkpoints)
+
+
+def maybe_checkpoint(state) -> None:
+    every = state.cfg.checkpoint_every
+    if every and state.step % every == 0 and state.step < state.cfg.max_steps:
+        checkpoint_now(state)
+
+
+def stop_if_interrupted(state, interrupt: DeferredInterrupt) -> None:
+    """Between steps: after Ctrl-C or SIGTERM, checkpoint the last completed step and stop.
+    Under several processes a signal that reached any rank stops every rank at the same step."""
+    requested = interrupt.requested
+    if state.accelerator.num_processes > 1:  # every rank reaches this line once per step
+        requested = bool(state.accelerator.reduce(torch.tensor(float(requested), device=state.device), "sum") > 0)
+    if not requested:
+        return
+    if state.step == 0:  # nothing trained yet: a resume restarts from the beginning
+        raise interrupt.stop("before the first step; nothing to save")
+    if state.saved_step != state.step:
+        checkpoint_now(state)
+    path = checkpoint_path(state.run.checkpoints_dir, state.step)
+    tracking.end(state.accelerator)
+    raise interrupt.stop(f"after step {state.step}; checkpoint saved in {path}")
+
+
+def restore(state, restart: bool = False) -> None:
+    """The run's state from its last complete checkpoint (`restart`: --resume --restart, resume.py)."""
+    found = load_latest(state.run.checkpoints_dir)
+    if found is None:
+        aside = without_checkpoint(state.run, restart)  # stops unless nothing trained is lost (resume.py)
+        state.accelerator.wait_for_everyone()  # every rank decided before the main process moves files
+        if state.accelerator.is_main_process:
+            if aside:
+                set_aside(state.run, aside)
+            else:
+                state.run.rewind_metrics(-1)  # the step-0 eval is redone
+        return
+    _, saved = found
+    unwrap = state.accelerator.unwrap_model
+    load_full_model_state(state.accelerator, state.model, saved["model"])
+    if state.value_head is not None:
+        unwrap(state.value_head).load_state_dict(saved["value_head"])
+    if saved["ref_model"] is not None and state.ref_model is not None:
+        state.ref_model.load_state_dict(saved["ref_model"])
+    load_full_optimizer_state(state.accelerator, state.model, state.optimizer, saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.sampler.index.load_state_dict(saved["sampler"])
+    state.meter.load_state_dict(saved["meter"])
+    state.generator.set_state(saved["generator"])
+    set_rng_state(saved["rng"])  # the main process's: split the streams again, as at the start
+    if state.accelerator.process_index:
+        from accelerate.utils import set_seed
+
+        set_seed(state.cfg.seed + 1_000_003 * state.accelerator.process_index + saved["step"])
+    state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
+    # checkpoints written before this flag existed: the policy moved once the optimizer stepped
+    state.policy_is_reference = saved.get("policy_is_reference", not state.optimizer.state)
+    state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
+
+
+def abort_if_diverged(state, metrics: dict[str, Any], max_skips: int) -> None:
+    """After `max_skips` steps in a row with a non-finite loss or gradient: save, then stop."""
+    skipped = metrics.get("optim/skipped_steps", 0.0)
+    state.consecutive_skips = state.consecutive_skips + 1 if skipped else 0
+    if state.consecutive_skips >= max_skips:
+        path = checkpoint_now(state)
+        tracking.end(state.accelerator)
+        raise RunAborted(f"{max_skips} steps in a row had a non-finite loss or gradient; "
+                         f"state saved to {path}. Lower lr or check the reward hook.")

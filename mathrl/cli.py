@@ -118,8 +118,7 @@ def _resume_config(run_dir: Path, algo: Optional[str], config: Optional[Path], o
 
 
 def _train(cfg, progress: bool, resume: Optional[Path], allow_config_change: bool = False, restart: bool = False):
-    from mathrl.checkpoint import WriteError, list_checkpoints
-    from mathrl.run_state import RunAborted
+    from mathrl.checkpoint import RunAborted, WriteError, list_checkpoints
     from mathrl.train import train
 
     try:

@@ -353,7 +353,7 @@ def run_one(run: PlannedRun, progress: bool = False) -> Outcome:
     """Bring one planned run to done (in this process, a pool worker or a scheduler job:
     everything it needs travels in `run`). A finished run is never resumed and lands in
     results/: its checkpoints are dropped and its samples compressed."""
-    from mathrl.run_state import RunAborted
+    from mathrl.checkpoint import RunAborted
 
     start = time.time()
     try:

@@ -99,14 +99,10 @@ class ComputeMeter:
     and the next phase looks slow), and CUDA events measure `time/device_s`.
     """
 
-    def __init__(self, device: Any = None, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, device: Any = None, clock: Callable[[], float] = time.perf_counter, n_params: int = 0):
         self._clock = clock
         self._cuda = str(device).startswith("cuda") if device is not None else False
-        self._torch = None
-        if self._cuda:
-            import torch  # lazily: the CPU path and the report must not need torch
-
-            self._torch = torch
+        self.n_params = n_params  # flop_params of the policy, for the add_* passes below
         self.cumulative_s = 0.0
         self.cumulative_flops = 0.0
         self.cumulative_tokens = {k: 0 for k in TOKEN_KINDS}
@@ -127,7 +123,7 @@ class ComputeMeter:
 
     def _sync(self) -> None:
         if self._cuda:
-            self._torch.cuda.synchronize()
+            torch.cuda.synchronize()
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -141,14 +137,14 @@ class ComputeMeter:
         self._sync()
         start_evt = None
         if self._cuda:
-            start_evt = self._torch.cuda.Event(enable_timing=True)
+            start_evt = torch.cuda.Event(enable_timing=True)
             start_evt.record()
         t0 = self._clock()
         try:
             yield
         finally:
             if self._cuda:
-                end_evt = self._torch.cuda.Event(enable_timing=True)
+                end_evt = torch.cuda.Event(enable_timing=True)
                 end_evt.record()
                 self._events.append((start_evt, end_evt))
             self._sync()
@@ -170,6 +166,19 @@ class ComputeMeter:
             raise ValueError(f"FLOPs must be >= 0, got {n}")
         self._touch()
         self._flops += float(n)
+
+    # ---- the model passes of a step: the only place a run counts its FLOPs -----------------
+    def add_generation(self, batch) -> None:
+        """Sampling `batch` (a types.Batch) with a KV cache."""
+        self.add_flops(generation_flops(self.n_params, batch.prompt_tokens, int(batch.completion_mask.sum())))
+
+    def add_forward(self, batch) -> None:
+        """One no-grad pass over every real token of `batch`."""
+        self.add_flops(forward_flops(self.n_params, int(batch.attention_mask.sum())))
+
+    def add_training(self, batch, epochs: int) -> None:
+        """`epochs` forward + backward passes over every real token of `batch`."""
+        self.add_flops(train_flops(self.n_params, int(batch.attention_mask.sum())) * epochs)
 
     def step_metrics(self) -> dict[str, float]:
         """This step's and the cumulative values, namespaced; then start a new step."""

@@ -1,12 +1,11 @@
 """What a run will cost, said before it starts: the thread count, a measured estimate of a
-step and of an eval, and a warning when the model earns no reward at step 0."""
+step and of an eval, the allocator's settings."""
 
 from __future__ import annotations
 
 import os
 import sys
 import time
-from typing import Any
 
 from mathrl.compute import calibrate_decode, estimate_costs
 from mathrl.distributed import is_sharded
@@ -114,7 +113,7 @@ def announce_costs(state) -> None:
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
     cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,
                            context=int(prompt_tokens) + state.max_new_tokens)
-    passes = recipe.needs_reference + recipe.needs_old_pass + 3 * cfg.ppo_epochs
+    passes = recipe.passes.forward_equivalents
     eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
     est = estimate_costs(cal, state.n_params, state.max_new_tokens, prompt_tokens, passes, eval_rows,
                          min(64, eval_rows or 1))  # evaluate() decodes 64 rows at a time
@@ -129,20 +128,3 @@ def announce_costs(state) -> None:
     if fits >= 8:  # sized by the measured rate; a hint, not a silent cut: the eval set must not depend on the machine
         print(f"mathrl: an eval of {len(state.eval_problems)} problems may take minutes here; --set eval_limit={fits} "
               f"fits about {EVAL_HINT_S} s, --set eval_every=0 evaluates only at the start and the end", file=sys.stderr)
-
-
-def warn_if_no_reward(state, summary: dict[str, Any]) -> None:
-    """A model that earns no reward at step 0 gives GRPO no signal (every group's rewards are
-    equal): say so before training starts, with the remedy. The reward is the strict grade; a
-    lenient score above 0 means the model reaches answers but not in the graded format."""
-    strict = max(summary["accuracy"], summary.get("pass@1", 0.0))
-    if strict > 0 or summary["n"] < 16 or not state.accelerator.is_main_process:
-        return
-    lenient = max(summary.get("accuracy_lenient", 0.0), summary.get("pass@1_lenient", 0.0))
-    found = (f" It reaches the gold answer on {lenient:.0%} of them when its last number is read, so the "
-             f"answer format is what it misses." if lenient > 0 else "")
-    print(f"mathrl: warning: {state.cfg.model} earns no reward on {summary['n']} {state.task.name} eval problems at "
-          f"step 0 (strict grade, the reward's).{found} Group-relative rewards will be all equal, so training has "
-          f"almost no signal. Remedy: a task at the model's frontier (`mathrl tasks list`, e.g. --task "
-          f"arithmetic-add2), a stronger model (--model <HF id or folder>), or an SFT warm start (--algo sft first).",
-          file=sys.stderr)

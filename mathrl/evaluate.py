@@ -15,12 +15,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from typing import Any
 
 import torch
 
+from mathrl.health import warn_if_no_reward
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import kl
 from mathrl.metrics import maj_at_k, mean_stderr, pass_at_k
@@ -154,3 +156,37 @@ def kl_drift(model, ref_model, batch, temperature: float, micro_batch_size: int)
     out = {"k1_token": float(k1.sum() / tokens), "k3_token": float(k3.sum() / tokens),
            "k1_seq": float(k1.sum(-1).mean()), "k3_seq": float(k3.sum(-1).mean())}
     return {k: (v if math.isfinite(v) else None) for k, v in out.items()}
+
+
+def run_eval(state, final: bool = False) -> dict[str, float]:
+    """The run's eval (`state` is a run_state.RunState): written to eval/ and samples/, and
+    returned as eval/<task>/* metrics; the step-0 eval is logged at once."""
+    if not state.eval_problems:
+        return {}
+    cfg = state.cfg
+    # no reference exists without KL (kl_coef=0, eval_kl=false): enter it only when measuring drift
+    measure_kl = cfg.eval_kl is True or (cfg.eval_kl is None and (state.ref_model is not None or cfg.lora_rank > 0))
+    with state.meter.phase("eval"), state.reference() if measure_kl else contextlib.nullcontext() as ref:
+        summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
+                                 state.max_new_tokens, n=cfg.eval_samples,
+                                 temperature=cfg.temperature, top_p=cfg.top_p,
+                                 k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
+                                 ref_model=ref if measure_kl else None, micro_batch_size=state.micro_batch_size,
+                                 max_rows=max(cfg.batch_size, 16), progress=state.show_progress,
+                                 policy_is_reference=state.policy_is_reference)
+    name = "final" if final else f"step-{state.step:06d}"
+    if state.accelerator.is_main_process:
+        state.run.write_eval(name, {**summary, "step": state.step})
+        state.run.write_samples(f"eval-{name}", rows)
+    prefix = f"eval/{state.task.name}/"
+    metrics = {prefix + "acc": summary["accuracy"], prefix + "acc_stderr": summary["accuracy_stderr"],
+               prefix + "len_mean": summary["len_mean"], prefix + "truncated_frac": summary["truncated_frac"],
+               prefix + "no_answer_frac": summary["no_answer_frac"], prefix + "acc_lenient": summary["accuracy_lenient"],
+               **{prefix + k: v for k, v in summary.items() if k.startswith(("pass@", "maj@"))}}
+    if "kl_drift" in summary:
+        metrics[prefix + "kl_k1"] = summary["kl_drift"]["k1_token"]
+        metrics[prefix + "kl_k3"] = summary["kl_drift"]["k3_token"]
+    if state.step == 0 and not final:
+        state.log({**metrics, "step": 0})
+        warn_if_no_reward(state, summary)
+    return metrics

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,3 +85,20 @@ def _exceeds(value: float, limit: float, nonfinite_fires: bool) -> bool:
     if not math.isfinite(value):
         return nonfinite_fires or value == math.inf
     return value > limit
+
+
+def warn_if_no_reward(state, summary: dict[str, Any]) -> None:
+    """A model that earns no reward at step 0 gives GRPO no signal (every group's rewards are
+    equal): say so before training starts, with the remedy. The reward is the strict grade; a
+    lenient score above 0 means the model reaches answers but not in the graded format."""
+    strict = max(summary["accuracy"], summary.get("pass@1", 0.0))
+    if strict > 0 or summary["n"] < 16 or not state.accelerator.is_main_process:
+        return
+    lenient = max(summary.get("accuracy_lenient", 0.0), summary.get("pass@1_lenient", 0.0))
+    found = (f" It reaches the gold answer on {lenient:.0%} of them when its last number is read, so the "
+             f"answer format is what it misses." if lenient > 0 else "")
+    print(f"mathrl: warning: {state.cfg.model} earns no reward on {summary['n']} {state.task.name} eval problems at "
+          f"step 0 (strict grade, the reward's).{found} Group-relative rewards will be all equal, so training has "
+          f"almost no signal. Remedy: a task at the model's frontier (`mathrl tasks list`, e.g. --task "
+          f"arithmetic-add2), a stronger model (--model <HF id or folder>), or an SFT warm start (--algo sft first).",
+          file=sys.stderr)

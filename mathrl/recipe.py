@@ -33,6 +33,11 @@ class Passes:
     forward: int  # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old)
     train: int  # forward + backward passes over the batch: one per epoch (mu)
 
+    @property
+    def forward_equivalents(self) -> float:
+        """The passes over the batch after sampling, in forwards (a training pass costs 3)."""
+        return self.forward + self.train * train_flops(1, 1) / forward_flops(1, 1)
+
     def flops(self, n_params: int, prompt_tokens: float, generated_tokens: float, batch_tokens: float) -> float:
         """compute.py's formulas: batch_tokens = prompt + completion tokens of the trained rows."""
         gen = generation_flops(n_params, prompt_tokens, generated_tokens) if self.generate else 0.0

@@ -30,6 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mathrl.distributed import gather_objects
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Versions recorded in config.json: the packages that can move a number.
@@ -279,3 +281,16 @@ def summarize(run_dir: Path, metrics: list[dict[str, Any]]) -> str:
     if is_run_dir(run_dir):
         lines += [f"settings changed on resume, {line}" for line in config_change_lines(RunDir(run_dir).read_config())]
     return "\n".join(lines)
+
+
+def write_samples(state, batch, rewards) -> None:
+    """Every `samples_every` steps, the global batch's completions with their grades and rewards."""
+    every = state.cfg.samples_every
+    if not every or (state.step + 1) % every and state.step != 0:
+        return
+    rows = [{"step": state.step + 1, "prompt": p.question, "completion": c, "gold": p.gold,
+             "extracted": g.extracted if g else None, "correct": g.correct if g else None, "reward": float(r)}
+            for p, c, g, r in zip(batch.problems, batch.completions, batch.grades or [None] * batch.size, rewards)]
+    rows = gather_objects(state.accelerator, rows)  # every rank's rows: the file holds the whole global batch
+    if state.accelerator.is_main_process:
+        state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)

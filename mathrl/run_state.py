@@ -19,20 +19,18 @@ from typing import Any, Callable
 import torch
 
 from mathrl import tracking
-from mathrl.checkpoint import (DeferredInterrupt, checkpoint_path, load_latest, rng_state, save_checkpoint, set_rng_state,
-                               write_folder)
-from mathrl.compute import ComputeMeter, flop_params, forward_flops, generation_flops, train_flops
-from mathrl.costs import choose_micro_batch, choose_threads, reuse_freed_memory, warn_if_no_reward
+from mathrl.checkpoint import checkpoint_now, restore, write_folder
+from mathrl.compute import ComputeMeter, flop_params
 from mathrl.config import RunConfig
+from mathrl.costs import choose_micro_batch, choose_threads, reuse_freed_memory
 from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
-                                full_optimizer_state, gather_objects, is_sharded, load_full_model_state,
-                                load_full_optimizer_state, mark_sharded_for_generation, warn_if_launch_lost_processes)
-from mathrl.evaluate import evaluate
+                                is_sharded, mark_sharded_for_generation, warn_if_launch_lost_processes)
+from mathrl.evaluate import run_eval
 from mathrl.health import Health
 from mathrl.models import frozen_copy, load_model, reference_context, save_final
 from mathrl.recipe import Recipe
 from mathrl.results import RunDir, environment_info, is_run_dir
-from mathrl.resume import apply_optimizer_settings, config_changes, record_changes, set_aside, without_checkpoint
+from mathrl.resume import apply_optimizer_settings, config_changes, record_changes
 from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
 from mathrl.run_lock import DirLock, lock_run_dir
@@ -40,10 +38,6 @@ from mathrl.sampler import ProblemSampler, PromptSampler
 from mathrl.tasks import Task, get_task
 from mathrl.types import Problem
 from mathrl.update import UpdateParams
-
-
-class RunAborted(RuntimeError):
-    """The run stopped on purpose (divergence); its state was saved first."""
 
 
 @dataclass
@@ -104,59 +98,12 @@ class RunState:
         """Character offset in the decoded completion where each token ends."""
         return [len(self.tokenizer.decode(ids[: k + 1], skip_special_tokens=True)) for k in range(len(ids))]
 
-    # ---- compute accounting (mathrl/compute.py documents the formulas) ------------------
-    def flops_for_generation(self, batch) -> float:
-        return generation_flops(self.n_params, batch.prompt_tokens, int(batch.completion_mask.sum()))
-
-    def flops_for_forward(self, batch) -> float:
-        return forward_flops(self.n_params, int(batch.attention_mask.sum()))
-
-    def flops_for_update(self, batch, epochs: int) -> float:
-        return train_flops(self.n_params, int(batch.attention_mask.sum())) * epochs
-
-    # ---- logging, eval, guards ------------------------------------------------------------
+    # ---- logging ----------------------------------------------------------------------------
     def log(self, metrics: dict[str, Any]) -> None:
         if self.accelerator.is_main_process:
             self.run.append_metrics(metrics)
         tracking.log(self.accelerator, metrics)  # report_to: the same row to TensorBoard / W&B / trackio
         self.last_metrics = metrics
-
-    def guard_divergence(self, metrics: dict[str, Any], max_skips: int) -> None:
-        skipped = metrics.get("optim/skipped_steps", 0.0)
-        self.consecutive_skips = self.consecutive_skips + 1 if skipped else 0
-        if self.consecutive_skips >= max_skips:
-            path = checkpoint_now(self)
-            tracking.end(self.accelerator)
-            raise RunAborted(f"{max_skips} steps in a row had a non-finite loss or gradient; "
-                             f"state saved to {path}. Lower lr or check the reward hook.")
-
-    def progress_bar(self, enabled: bool):
-        return ProgressBar(self.cfg.max_steps, self.step, enabled and self.accelerator.is_main_process)
-
-
-class ProgressBar:
-    """tqdm over steps, showing reward, eval accuracy and the estimated time left."""
-
-    def __init__(self, total: int, initial: int, enabled: bool):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
-                        file=sys.stderr)
-        self.acc: float | None = None
-
-    def update(self, metrics: dict[str, Any]) -> None:
-        acc = [v for k, v in metrics.items() if k.startswith("eval/") and k.endswith("/acc")]
-        self.acc = acc[0] if acc else self.acc
-        post = {"reward": f"{metrics.get('reward/mean', float('nan')):.3f}",
-                "len": f"{metrics.get('rollout/len_mean', float('nan')):.0f}"}
-        if self.acc is not None:
-            post["eval_acc"] = f"{self.acc:.3f}"
-        self.bar.set_postfix(post)
-        self.bar.update(1)
-
-    def close(self) -> None:
-        self.bar.close()
-
 
 def default_run_dir(cfg: RunConfig) -> Path:
     model = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model.replace("/", "_")
@@ -250,6 +197,7 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     if not resume and is_run_dir(run_path):  # appending a second run would mix metrics and checkpoints
         raise ValueError(f"{run_path} already holds a run; continue it with --resume {run_path}, "
                          f"or choose another --output")
+    n_params = flop_params(accelerator.unwrap_model(model))
     update_params = UpdateParams(
         policy_loss=recipe.policy_loss, temperature=cfg.temperature, clip_eps_low=cfg.clip_eps_low,
         clip_eps_high=cfg.clip_eps_high, kl=recipe.kl if recipe.kl_in_loss else None, kl_coef=recipe.kl_coef,
@@ -267,14 +215,15 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
         overlong_buffer=max_new_tokens // 4 if cfg.overlong_buffer < 0 else cfg.overlong_buffer,
         sampler=ProblemSampler(train_problems, PromptSampler(len(train_problems), cfg.seed, rank, world)),
         prompts_per_rank=cfg.prompts_per_step // world,
-        meter=ComputeMeter(accelerator.device), n_params=flop_params(accelerator.unwrap_model(model)),
+        meter=ComputeMeter(accelerator.device, n_params=n_params), n_params=n_params,
         generator=torch.Generator().manual_seed(cfg.seed), run=RunDir(run_path), update_params=update_params,
         generate={**ROLLOUTS, "vllm": VLLMRollout}[cfg.rollout](),
         health=Health(max_new_tokens, len(tokenizer), verbose=accelerator.is_main_process),
     )
     accelerator.wait_for_everyone()  # every rank has checked run_path before rank 0 writes into it
     if resume:
-        restore(state, changes, restart)
+        restore(state, restart)
+        apply_changes(state, changes)
     elif accelerator.is_main_process:
         state.run.write_config(run_config_record(state))
     history = state.run.read_metrics() if resume and accelerator.is_main_process else None
@@ -296,89 +245,6 @@ def run_config_record(state: RunState) -> dict[str, Any]:
         "environment": environment_info()}
 
 
-# ---- checkpoints ------------------------------------------------------------------------------
-def checkpoint_state(state: RunState) -> dict[str, Any]:
-    """What a checkpoint holds (whole tensors also under FSDP: a collective there)."""
-    unwrap = state.accelerator.unwrap_model
-    return {
-        "step": state.step, "model": full_model_state(state.accelerator, state.model),
-        "value_head": unwrap(state.value_head).state_dict() if state.value_head is not None else None,
-        "ref_model": state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every else None,
-        "optimizer": full_optimizer_state(state.accelerator, state.model, state.optimizer), "scheduler": state.scheduler.state_dict(),
-        "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
-        "generator": state.generator.get_state(), "rng": rng_state(),
-        "consecutive_skips": state.consecutive_skips, "policy_is_reference": state.policy_is_reference,
-    }
-
-
-def checkpoint_now(state: RunState) -> Path | None:
-    state.saved_step = state.step
-    if not state.accelerator.is_main_process:
-        if is_sharded(state.accelerator):
-            checkpoint_state(state)  # this rank's part of the gathers; the main process writes
-        return None
-    return save_checkpoint(state.run.checkpoints_dir, state.step, checkpoint_state(state), state.cfg.keep_checkpoints)
-
-
-def maybe_checkpoint(state: RunState) -> None:
-    every = state.cfg.checkpoint_every
-    if every and state.step % every == 0 and state.step < state.cfg.max_steps:
-        checkpoint_now(state)
-
-
-def stop_if_interrupted(state: RunState, interrupt: DeferredInterrupt) -> None:
-    """Between steps: after Ctrl-C or SIGTERM, checkpoint the last completed step and stop.
-    Under several processes a signal that reached any rank stops every rank at the same step."""
-    requested = interrupt.requested
-    if state.accelerator.num_processes > 1:  # every rank reaches this line once per step
-        requested = bool(state.accelerator.reduce(torch.tensor(float(requested), device=state.device), "sum") > 0)
-    if not requested:
-        return
-    if state.step == 0:  # nothing trained yet: a resume restarts from the beginning
-        raise interrupt.stop("before the first step; nothing to save")
-    if state.saved_step != state.step:
-        checkpoint_now(state)
-    path = checkpoint_path(state.run.checkpoints_dir, state.step)
-    tracking.end(state.accelerator)
-    raise interrupt.stop(f"after step {state.step}; checkpoint saved in {path}")
-
-
-def restore(state: RunState, changes: dict | None = None, restart: bool = False) -> None:
-    found = load_latest(state.run.checkpoints_dir)
-    if found is None:
-        aside = without_checkpoint(state.run, restart)  # stops unless nothing trained is lost (resume.py)
-        state.accelerator.wait_for_everyone()  # every rank decided before the main process moves files
-        if state.accelerator.is_main_process:
-            if aside:
-                set_aside(state.run, aside)
-            else:
-                state.run.rewind_metrics(-1)  # the step-0 eval is redone
-        apply_changes(state, changes or {})
-        return
-    _, saved = found
-    unwrap = state.accelerator.unwrap_model
-    load_full_model_state(state.accelerator, state.model, saved["model"])
-    if state.value_head is not None:
-        unwrap(state.value_head).load_state_dict(saved["value_head"])
-    if saved["ref_model"] is not None and state.ref_model is not None:
-        state.ref_model.load_state_dict(saved["ref_model"])
-    load_full_optimizer_state(state.accelerator, state.model, state.optimizer, saved["optimizer"])
-    state.scheduler.load_state_dict(saved["scheduler"])
-    state.sampler.index.load_state_dict(saved["sampler"])
-    state.meter.load_state_dict(saved["meter"])
-    state.generator.set_state(saved["generator"])
-    set_rng_state(saved["rng"])  # the main process's: split the streams again, as at the start
-    if state.accelerator.process_index:
-        from accelerate.utils import set_seed
-
-        set_seed(state.cfg.seed + 1_000_003 * state.accelerator.process_index + saved["step"])
-    state.step, state.consecutive_skips = saved["step"], saved["consecutive_skips"]
-    # checkpoints written before this flag existed: the policy moved once the optimizer stepped
-    state.policy_is_reference = saved.get("policy_is_reference", not state.optimizer.state)
-    state.run.rewind_metrics(state.step)  # steps logged after this checkpoint are redone
-    apply_changes(state, changes or {})
-
-
 def apply_changes(state: RunState, changes: dict) -> None:
     """--allow-config-change: the changed settings in force from the resumed step on, and recorded."""
     if not changes:
@@ -386,51 +252,6 @@ def apply_changes(state: RunState, changes: dict) -> None:
     apply_optimizer_settings(state.optimizer, state.scheduler, state.cfg)  # the checkpoint restored the old ones
     if state.accelerator.is_main_process:
         state.run.write_config(record_changes(run_config_record(state), state.run.read_config(), changes, state.step))
-
-
-# ---- eval, samples, the end -------------------------------------------------------------------
-def run_eval(state: RunState, final: bool = False) -> dict[str, float]:
-    if not state.eval_problems:
-        return {}
-    cfg = state.cfg
-    # no reference exists without KL (kl_coef=0, eval_kl=false): enter it only when measuring drift
-    measure_kl = cfg.eval_kl is True or (cfg.eval_kl is None and (state.ref_model is not None or cfg.lora_rank > 0))
-    with state.meter.phase("eval"), state.reference() if measure_kl else contextlib.nullcontext() as ref:
-        summary, rows = evaluate(state.policy_for_generation(), state.tokenizer, state.task, state.eval_problems,
-                                 state.max_new_tokens, n=cfg.eval_samples,
-                                 temperature=cfg.temperature, top_p=cfg.top_p,
-                                 k_values=tuple(k for k in (1, 4, 8, 16, 32, 64) if k <= cfg.eval_samples),
-                                 ref_model=ref if measure_kl else None, micro_batch_size=state.micro_batch_size,
-                                 max_rows=max(cfg.batch_size, 16), progress=state.show_progress,
-                                 policy_is_reference=state.policy_is_reference)
-    name = "final" if final else f"step-{state.step:06d}"
-    if state.accelerator.is_main_process:
-        state.run.write_eval(name, {**summary, "step": state.step})
-        state.run.write_samples(f"eval-{name}", rows)
-    prefix = f"eval/{state.task.name}/"
-    metrics = {prefix + "acc": summary["accuracy"], prefix + "acc_stderr": summary["accuracy_stderr"],
-               prefix + "len_mean": summary["len_mean"], prefix + "truncated_frac": summary["truncated_frac"],
-               prefix + "no_answer_frac": summary["no_answer_frac"], prefix + "acc_lenient": summary["accuracy_lenient"],
-               **{prefix + k: v for k, v in summary.items() if k.startswith(("pass@", "maj@"))}}
-    if "kl_drift" in summary:
-        metrics[prefix + "kl_k1"] = summary["kl_drift"]["k1_token"]
-        metrics[prefix + "kl_k3"] = summary["kl_drift"]["k3_token"]
-    if state.step == 0 and not final:
-        state.log({**metrics, "step": 0})
-        warn_if_no_reward(state, summary)
-    return metrics
-
-
-def write_samples(state: RunState, batch, rewards: torch.Tensor) -> None:
-    every = state.cfg.samples_every
-    if not every or (state.step + 1) % every and state.step != 0:
-        return
-    rows = [{"step": state.step + 1, "prompt": p.question, "completion": c, "gold": p.gold,
-             "extracted": g.extracted if g else None, "correct": g.correct if g else None, "reward": float(r)}
-            for p, c, g, r in zip(batch.problems, batch.completions, batch.grades or [None] * batch.size, rewards)]
-    rows = gather_objects(state.accelerator, rows)  # every rank's rows: the file holds the whole global batch
-    if state.accelerator.is_main_process:
-        state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)
 
 
 def finish_run(state: RunState) -> Path:

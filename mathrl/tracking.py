@@ -14,9 +14,11 @@ later) unless WANDB_MODE says otherwise; trackio is local-first and stores in it
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +102,36 @@ def end(accelerator) -> None:
     for tracker in accelerator.trackers:
         tracker.finish()  # on the main process only (accelerate's decorator)
     accelerator.trackers.clear()
+
+
+class ProgressBar:
+    """tqdm over steps, showing reward, eval accuracy and the estimated time left. While it is
+    open, mathrl's log records (health warnings) go through tqdm.write, so that they print on
+    their own lines instead of splitting the bar's."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        self.bar = tqdm(total=total, initial=initial, disable=not enabled, unit="step", dynamic_ncols=True,
+                        file=sys.stderr)
+        self.acc: float | None = None
+        self.redirect = logging_redirect_tqdm([logging.getLogger("mathrl")])
+
+    def __enter__(self) -> "ProgressBar":
+        self.redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.redirect.__exit__(*exc)
+        self.bar.close()
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        acc = [v for k, v in metrics.items() if k.startswith("eval/") and k.endswith("/acc")]
+        self.acc = acc[0] if acc else self.acc
+        post = {"reward": f"{metrics.get('reward/mean', float('nan')):.3f}",
+                "len": f"{metrics.get('rollout/len_mean', float('nan')):.0f}"}
+        if self.acc is not None:
+            post["eval_acc"] = f"{self.acc:.3f}"
+        self.bar.set_postfix(post)
+        self.bar.update(1)

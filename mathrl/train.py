@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mathrl.advantage import AdvantageInputs, constant_groups
-from mathrl.checkpoint import DeferredInterrupt
+from mathrl.checkpoint import DeferredInterrupt, abort_if_diverged, maybe_checkpoint, stop_if_interrupted
 from mathrl.config import ConfigError, RunConfig
 from mathrl.costs import announce_costs
 from mathrl.distributed import (full_model_state, gather_objects, gather_rows, global_step_metrics, local_rows,
@@ -34,9 +34,10 @@ from mathrl.loss import mismatch_stats
 from mathrl.metrics import explained_variance
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
-from mathrl.run_state import (RunState, build_run_state, finish_run, maybe_checkpoint, run_eval,
-                              stop_if_interrupted,
-                              write_samples)
+from mathrl.evaluate import run_eval
+from mathrl.results import write_samples
+from mathrl.run_state import RunState, build_run_state, finish_run
+from mathrl.tracking import ProgressBar
 from mathrl.types import Batch
 from mathrl.update import UpdateInputs, carries_signal, no_update, policy_update
 from mathrl.verify import check_steps
@@ -57,22 +58,21 @@ def train(cfg: RunConfig, progress: bool = True, resume: str | Path | None = Non
             if state.step == 0:
                 announce_costs(state)  # what a step and an eval will cost, before either starts
                 run_eval(state)  # step-0 accuracy: the baseline every curve starts from
-            bar = state.progress_bar(enabled=progress)
-            while state.step < cfg.max_steps:
-                stop_if_interrupted(state, interrupt)
-                metrics = train_step(state)
-                state.step += 1
-                metrics.update(global_step_metrics(state.accelerator, state.meter), step=state.step)
-                if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
-                    metrics.update(run_eval(state))
-                metrics.update(state.health.check(metrics, state.step))  # loud warnings on silent failure
-                state.log(metrics)
-                bar.update(metrics)
-                state.guard_divergence(metrics, MAX_CONSECUTIVE_SKIPS)
-                if cfg.ref_reset_every and state.step % cfg.ref_reset_every == 0:
-                    reset_reference(state)  # before the checkpoint, which saves the new reference
-                maybe_checkpoint(state)
-            bar.close()
+            with ProgressBar(cfg.max_steps, state.step, state.show_progress) as bar:
+                while state.step < cfg.max_steps:
+                    stop_if_interrupted(state, interrupt)
+                    metrics = train_step(state)
+                    state.step += 1
+                    metrics.update(global_step_metrics(state.accelerator, state.meter), step=state.step)
+                    if cfg.eval_every and state.step % cfg.eval_every == 0 and state.step < cfg.max_steps:
+                        metrics.update(run_eval(state))
+                    metrics.update(state.health.check(metrics, state.step))  # loud warnings on silent failure
+                    state.log(metrics)
+                    bar.update(metrics)
+                    abort_if_diverged(state, metrics, MAX_CONSECUTIVE_SKIPS)
+                    if cfg.ref_reset_every and state.step % cfg.ref_reset_every == 0:
+                        reset_reference(state)  # before the checkpoint, which saves the new reference
+                    maybe_checkpoint(state)
             stop_if_interrupted(state, interrupt)
         return finish_run(state)
 
@@ -113,7 +113,7 @@ def train_step(state: RunState) -> dict[str, float]:
     # every epoch re-trains them; target_kl may stop early (a step without signal keeps the planned count)
     epochs = int(update_metrics.get("optim/epochs") or state.recipe.passes.train)
     meter.add_tokens("trained", int(batch.attention_mask.sum()) * epochs)
-    meter.add_flops(state.flops_for_update(batch, epochs))
+    meter.add_training(batch, epochs)
     write_samples(state, batch, rewards)
     return {**batch_metrics(state, batch), **mean_over_ranks(state.accelerator, {**adv_metrics, **update_metrics})}
 
@@ -145,7 +145,7 @@ def sampling_model(state: RunState):
 def account_rollout(state: RunState, batch: Batch) -> None:
     state.meter.add_tokens("prompt", batch.prompt_tokens)
     state.meter.add_tokens("generated", int(batch.completion_mask.sum()))
-    state.meter.add_flops(state.flops_for_generation(batch))
+    state.meter.add_generation(batch)
 
 
 def resample_constant_groups(state: RunState, batch: Batch, generate, model) -> Batch:
@@ -189,7 +189,7 @@ def reference_logprobs(state: RunState, batch: Batch) -> torch.Tensor | None:
         return None  # and KL in the reward is 0 (advantages); a pass here would recompute the same numbers
     with state.reference() as ref_model:
         logp = completion_logprobs(ref_model, batch, state.cfg.temperature, state.micro_batch_size)["logp"]
-    state.meter.add_flops(state.flops_for_forward(batch))
+    state.meter.add_forward(batch)
     return logp  # (N, T)
 
 
@@ -201,7 +201,7 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
     if not state.recipe.needs_old_pass:
         return {}
     out = completion_logprobs(state.model, batch, cfg.temperature, state.micro_batch_size, state.value_head)
-    state.meter.add_flops(state.flops_for_forward(batch))
+    state.meter.add_forward(batch)
     return out  # logp (N, T), values (N, T)
 
 
@@ -218,7 +218,7 @@ def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInp
     train_logp = old.get("logp")  # pi_old as the trainer computes it; with mu = 1 not computed yet
     if train_logp is None:
         train_logp = completion_logprobs(state.model, batch, cfg.temperature, state.micro_batch_size)["logp"]  # (N, T)
-        state.meter.add_flops(state.flops_for_forward(batch))
+        state.meter.add_forward(batch)
     sample_logp = batch.sample_logprobs.to(train_logp.device)  # (N, T)
     metrics = mismatch_stats(train_logp, sample_logp, batch.completion_mask)
     if correction is not None:

@@ -168,7 +168,6 @@ def test_meter_state_dict_round_trip_resumes_cumulatives():
 
 def test_meter_cuda_path_synchronizes_and_sums_events(monkeypatch):
     """The CUDA bookkeeping, on CPU: a fake torch.cuda whose events read the fake clock."""
-    import sys
     import types
 
     clock = FakeClock()
@@ -186,7 +185,7 @@ def test_meter_cuda_path_synchronizes_and_sums_events(monkeypatch):
             return (end.t - self.t) * 1000.0
 
     cuda = types.SimpleNamespace(Event=Event, synchronize=lambda: syncs.append(clock()))
-    monkeypatch.setitem(sys.modules, "torch", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr("mathrl.compute.torch", types.SimpleNamespace(cuda=cuda))
     m = ComputeMeter(device="cuda:0", clock=clock)
     with m.phase("rollout"):
         clock.tick(2.0)

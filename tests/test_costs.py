@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mathrl import costs
+from mathrl import costs, health
 from mathrl.compute import calibrate_decode, estimate_costs, forward_flops
 from mathrl.types import Problem
 
@@ -120,6 +120,6 @@ def test_a_model_without_reward_at_step_0_is_told_the_remedy(capsys, summary, sa
 
     state = SimpleNamespace(accelerator=SimpleNamespace(is_main_process=True), cfg=SimpleNamespace(model="m"),
                             task=SimpleNamespace(name="gsm8k"))
-    costs.warn_if_no_reward(state, summary)
+    health.warn_if_no_reward(state, summary)
     err = capsys.readouterr().err
     assert (says in err and "Remedy" in err) if says else err == ""

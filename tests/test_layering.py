@@ -8,8 +8,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mathrl"
 # The data flow, in order. A module may import only from modules listed before it.
 ORDER = ["types", "advantage", "loss", "presets", "config", "verify", "tasks", "reward", "models", "decoder",
          "rollout", "rollout_vllm", "packing", "logprobs", "value", "update", "health", "metrics", "stats",
-         "compute", "recipe", "results", "claims", "evaluate", "checkpoint", "run_lock", "resume", "distributed",
-         "tracking", "sampler", "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench",
+         "compute", "recipe", "distributed", "tracking", "results", "claims", "evaluate", "resume", "checkpoint",
+         "run_lock", "sampler", "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench",
          "cli", "__main__"]
 
 
