@@ -5,7 +5,7 @@
 
 Issue 14 asks for a rollout within 2x of its executed-FLOP roofline. A decode step of the
 bench (16 rows) is mostly its 121 matmuls (per layer: q/k/v, output, gate/up, down; then the
-LM head), run on mathrl.decoder's snapshot of SmolLM2-135M (bf16, pre-packed for oneDNN). This
+LM head), run on mathrl.engine.decoder's snapshot of SmolLM2-135M (bf16, pre-packed for oneDNN). This
 times those matmuls alone, two ways, alternating in one process:
   * streamed: every layer its own weights, as in the model (270 MB of bf16 per step, read from
     DRAM: far more than the caches hold);
@@ -27,8 +27,8 @@ import torch
 from bench_packing import lengths_arg  # comma-separated positive integers, a clear error otherwise
 
 from mathrl.bench import matmul_peak
-from mathrl.costs import reuse_freed_memory
-from mathrl.decoder import Decoder
+from mathrl.engine.host import reuse_freed_memory
+from mathrl.engine.decoder import Decoder
 from mathrl.models import load_model
 
 

@@ -26,7 +26,7 @@ import time
 import torch
 
 import mathrl.logprobs as logprobs
-from mathrl.costs import reuse_freed_memory
+from mathrl.engine.host import reuse_freed_memory
 from mathrl.models import load_model
 
 

@@ -33,7 +33,7 @@ of the `completion_ids` its reward function receives (cut after the first EOS, E
 TRL choices: float32 by default (--trl-bf16: bf16 mixed precision), gradient checkpointing off
 like mathrl (TRL 1.16 defaults it on; --trl-gradient-checkpointing restores that), loss_type
 "grpo" (mathrl's GRPO aggregation: token mean per sequence, then mean), no vLLM. Both workers
-keep freed memory for reuse (mathrl.costs.reuse_freed_memory, which `mathrl run` sets in its own
+keep freed memory for reuse (mathrl.engine.host.reuse_freed_memory, which `mathrl run` sets in its own
 process): it made TRL's step 21% faster too (results/bench/speed3.md); --trl-system-malloc leaves
 TRL's worker on glibc's defaults, as TRL runs on its own.
 """
@@ -108,7 +108,7 @@ def trl_worker(conn, a: dict) -> None:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from mathrl.costs import reuse_freed_memory
+    from mathrl.engine.host import reuse_freed_memory
     from mathrl.models import load_model
     from mathrl.reward import base_rewards
     from mathrl.tasks import get_task

@@ -190,7 +190,7 @@ def eval_(
 
 def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, max_new_tokens, output, data,
               tasks_dir, seed):
-    from mathrl.costs import reuse_freed_memory
+    from mathrl.engine.host import reuse_freed_memory
     from mathrl.evaluate import evaluate_model
 
     reuse_freed_memory()

@@ -230,10 +230,10 @@ def calibrate_decode(model, tokenizer, problems, group_size: int, context: int =
     """Seconds of one prefill and of one decode step for len(problems) x group_size rows,
     measured on this machine now: two short greedy decodes (1 and 5 tokens, EOS ignored so
     that every row runs every step), through the engine the rollout will use. With
-    mathrl.decoder and `context` > 0 also `attn_s_per_col`: the seconds a decode step spends
+    mathrl.engine.decoder and `context` > 0 also `attn_s_per_col`: the seconds a decode step spends
     per row on each cached column (all layers), timed on a `context`-column cache, since
     attention, not the matmuls, dominates long GSM8K decodes. The caller's RNG stream is not touched."""
-    from mathrl.decoder import decoder_for, generate_rows
+    from mathrl.engine.decoder import decoder_for, generate_rows
     from mathrl.models import compute_precision
     from mathrl.rollout import decode, encode_prompts, left_pad
 

@@ -13,7 +13,7 @@ check values and gradients):
     prompt once (with a KV cache, under grad when training) and only the completions on top.
     Prompts are most of the tokens of short-answer math RL (57 prompt vs <= 32 completion
     tokens per row on the arithmetic task).
-  * packing (mathrl.packing): those completions run back to back in one sequence per prompt,
+  * packing (mathrl.engine.packing): those completions run back to back in one sequence per prompt,
     so no matmul sees a padding column; where packing cannot stand in for the model's
     attention, they run as a padded batch on the prompt's cache repeated per row.
   * trailing padding: a chunk's columns after its longest completion are never computed.
@@ -26,8 +26,9 @@ from contextlib import contextmanager
 import torch
 
 from mathrl.models import compute_precision
-from mathrl.packing import EAGER_MAX_COLUMNS, can_pack, pack, packed_forward
-from mathrl.rollout import CACHE_KEY, instead_of_sdpa, position_ids
+from mathrl.engine.packing import EAGER_MAX_COLUMNS, can_pack, pack, packed_forward
+from mathrl.engine.attention import instead_of_sdpa
+from mathrl.rollout import CACHE_KEY, position_ids
 
 
 def forward_completion(model, input_ids, attention_mask, prompt_len: int, temperature: float = 1.0,

@@ -8,10 +8,10 @@ repetition penalty (inverse CDF: one uniform draw per row), so the log-probs the
 recomputes are those of the distribution that was actually sampled.
 
 Two engines run that loop. Llama-family models on a CPU (SmolLM2, Qwen2, Mistral) go through
-mathrl.decoder: weights cast and pre-packed once per weight version, a block-allocated KV
+mathrl.engine.decoder: weights cast and pre-packed once per weight version, a block-allocated KV
 cache, finished rows dropped in bulk (results/bench/README.md, "Speed II"). Everything else
 goes through the transformers model (`decode`): per-token forwards with the shared prompt's
-cache, single-query attention as two grouped matmuls (`decode_attention`) instead of SDPA's
+cache, single-query attention as two grouped matmuls (engine.attention) instead of SDPA's
 CPU kernel, a row leaving the batch at its EOS; an FSDP-sharded model decodes with
 `generate()`, which keeps all ranks stepping together (`synced_generate`). Greedy decoding
 equals `generate()`'s token for token on both in float32 (tests/test_rollout.py,
@@ -20,16 +20,13 @@ tests/test_decoder.py).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Callable
 
 import torch
-from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from mathrl.decoder import decoder_for, generate_rows, next_tokens
+from mathrl.engine.attention import DECODE_ATTENTION, instead_of_sdpa
+from mathrl.engine.decoder import decoder_for, generate_rows, next_tokens
 from mathrl.models import compute_precision
 from mathrl.types import Batch, Problem
 
@@ -110,44 +107,6 @@ def decode_completions(tokenizer, completion_ids: torch.Tensor, mask: torch.Tens
 # ---------------------------------------------------------------------------------------------
 
 
-def decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
-    """Single-query attention on a CPU as two matmuls over each KV group's query heads (no KV
-    repeat): SDPA's CPU kernels cost 1.4-2.1 ms per call on SmolLM2's decode shapes, this
-    0.2-0.3 ms. Anything else (prefill, training, GPUs) goes to SDPA unchanged."""
-    if (query.shape[2] != 1 or query.device.type != "cpu" or torch.is_grad_enabled() or dropout
-            or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None):
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
-                                      **kwargs)
-    n, heads, _, dim = query.shape
-    groups = key.shape[1]
-    q = query.view(n, groups, heads // groups, dim)  # head h reads KV head h // (heads/groups)
-    scores = torch.matmul(q, key.transpose(-1, -2)) * (dim ** -0.5 if scaling is None else scaling)  # (n, g, h/g, L)
-    if attention_mask is not None:
-        mask = attention_mask[..., :key.shape[2]]  # (n, 1, 1, L)
-        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
-    probs = torch.softmax(scores.float(), -1).to(value.dtype)  # (n, g, h/g, L)
-    out = torch.matmul(probs, value)  # (n, g, h/g, D)
-    return out.view(n, heads, 1, dim).transpose(1, 2), None  # (n, 1, H, D) as SDPA returns it
-
-
-DECODE_ATTENTION = "mathrl_decode"
-AttentionInterface.register(DECODE_ATTENTION, decode_attention)
-AttentionMaskInterface.register(DECODE_ATTENTION, sdpa_mask)
-
-
-@contextmanager
-def instead_of_sdpa(config, implementation: str):
-    """Inside the block, a model whose config says SDPA attention runs `implementation`
-    (a transformers attention name); any other setting is left alone. Restored on exit."""
-    before = config._attn_implementation
-    if before == "sdpa":
-        config._attn_implementation = implementation
-    try:
-        yield
-    finally:
-        config._attn_implementation = before
-
-
 @torch.no_grad()
 def decode(model, ids: torch.Tensor, mask: torch.Tensor, max_new_tokens: int, eos: list[int], pad_id: int,
            greedy: bool, temperature: float = 1.0, top_p: float = 1.0, shared: dict | None = None) -> torch.Tensor:
@@ -200,7 +159,7 @@ def synced_generate(model, ids, mask, max_new_tokens: int, eos: list[int], pad_i
 
 def _transformers_decode(model, ids, mask, which, distinct_ids, distinct_mask, max_new_tokens: int, eos: list[int],
                         pad_id: int, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
-    """One chunk through the transformers model, for what mathrl.decoder does not cover."""
+    """One chunk through the transformers model, for what mathrl.engine.decoder does not cover."""
     with compute_precision(model):  # one context per chunk: weights cast to bf16 once
         shared = shared_prompt_cache(model, distinct_ids, distinct_mask, which)
         if getattr(model, "_is_fsdp_managed_module", False):  # distributed.mark_sharded_for_generation
@@ -216,7 +175,7 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
 
     Rows are decoded in chunks of at most `max_rows` (memory), each chunk in one batched
     decode loop with a KV cache; chunks are right-padded to the longest completion.
-    `on_rows(n)` is told of finished rows (progress bars): as they finish with mathrl.decoder,
+    `on_rows(n)` is told of finished rows (progress bars): as they finish with mathrl.engine.decoder,
     after each chunk on the transformers path.
     """
     device = next(model.parameters()).device

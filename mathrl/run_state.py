@@ -22,7 +22,7 @@ from mathrl import tracking
 from mathrl.checkpoint import checkpoint_now, restore, write_folder
 from mathrl.compute import ComputeMeter, flop_params
 from mathrl.config import RunConfig
-from mathrl.costs import choose_micro_batch, choose_threads, reuse_freed_memory
+from mathrl.engine.host import choose_micro_batch, choose_threads, reuse_freed_memory
 from mathrl.distributed import (check_shardable, check_sharding_supported, enable_fsdp_on_cpu, full_model_state,
                                 is_sharded, mark_sharded_for_generation, warn_if_launch_lost_processes)
 from mathrl.evaluate import run_eval

@@ -91,7 +91,7 @@ def test_columns_after_the_longest_completion_come_back_as_zeros(tiny, sampled):
     torch.testing.assert_close(out[:, :length], ref[:, :length], atol=2e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("engine", [True, False])  # mathrl.decoder, or the transformers path
+@pytest.mark.parametrize("engine", [True, False])  # mathrl.engine.decoder, or the transformers path
 @pytest.mark.parametrize("greedy", [True, False])
 def test_rollout_with_a_shared_prompt_cache_samples_the_same_tokens(tiny, monkeypatch, greedy, engine):
     model, tokenizer = tiny

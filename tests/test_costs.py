@@ -6,19 +6,20 @@ import sys
 
 import pytest
 
-from mathrl import costs, health
+from mathrl import health
 from mathrl.compute import calibrate_decode, estimate_costs, forward_flops
+from mathrl.engine import host
 from mathrl.types import Problem
 
 
 @pytest.mark.parametrize("busy, cores, world, want", [(0.1, 2, 1, 2), (1.5, 2, 1, 1), (0.1, 16, 4, 4), (3.0, 1, 1, 1)])
 def test_threads_are_all_of_a_quiet_machine_and_one_of_a_busy_one(monkeypatch, busy, cores, world, want):
-    monkeypatch.setattr(costs, "busy_cores", lambda: busy)
-    monkeypatch.setattr(costs.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(host, "busy_cores", lambda: busy)
+    monkeypatch.setattr(host.os, "cpu_count", lambda: cores)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(world))
-    threads, why = costs.choose_threads(0)
+    threads, why = host.choose_threads(0)
     assert threads == want and f"{cores} cores" in why
-    assert costs.choose_threads(3) == (3, "threads=3 was set")
+    assert host.choose_threads(3) == (3, "threads=3 was set")
 
 
 def test_micro_batch_is_the_whole_batch_for_a_tiny_model_and_the_old_8_for_smollm2():
@@ -27,13 +28,13 @@ def test_micro_batch_is_the_whole_batch_for_a_tiny_model_and_the_old_8_for_smoll
     tiny = SimpleNamespace(vocab_size=113, num_hidden_layers=2, hidden_size=64)
     smollm2 = SimpleNamespace(vocab_size=49152, num_hidden_layers=30, hidden_size=576)
     # tiny at 32 new tokens: 4 B * (113 + 32 * 2 * 64) * 32 = 0.54 MB a row, 256 MiB hold 498 rows -> 496 (x 8)
-    assert costs.choose_micro_batch(0, tiny, 32, 8) == 496
-    assert costs.choose_micro_batch(0, tiny, 32, 1) == 498
-    assert costs.choose_micro_batch(0, tiny, 32, 3) == 498  # whole groups: 166 of 3
+    assert host.choose_micro_batch(0, tiny, 32, 8) == 496
+    assert host.choose_micro_batch(0, tiny, 32, 1) == 498
+    assert host.choose_micro_batch(0, tiny, 32, 3) == 498  # whole groups: 166 of 3
     # SmolLM2: 77 MB a row at 32 tokens, 1.2 GB at 512: never below the fixed 8 it was measured with
-    assert costs.choose_micro_batch(0, smollm2, 32, 8) == 8
-    assert costs.choose_micro_batch(0, smollm2, 512, 8) == 8
-    assert costs.choose_micro_batch(3, tiny, 32, 8) == 3  # a set value is kept
+    assert host.choose_micro_batch(0, smollm2, 32, 8) == 8
+    assert host.choose_micro_batch(0, smollm2, 512, 8) == 8
+    assert host.choose_micro_batch(3, tiny, 32, 8) == 3  # a set value is kept
 
 
 def test_busy_cores_sees_another_process_spinning_and_not_itself():
@@ -42,20 +43,22 @@ def test_busy_cores_sees_another_process_spinning_and_not_itself():
     import sys
     import time
 
-    before = costs.busy_cores(0.3)  # this process sleeps through it: its own CPU is not counted
+    before = host.busy_cores(0.3)  # this process sleeps through it: its own CPU is not counted
     if before > (os.cpu_count() or 1) - 0.8:
         pytest.skip(f"no idle core to spin on ({before:.1f} busy)")
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)
-        assert costs.busy_cores(0.5) - before > 0.7
+        assert host.busy_cores(0.5) - before > 0.7
     finally:
         spinner.kill()
 
 
 REFAULTS = """
 import resource, sys, torch
-from mathrl.costs import reuse_freed_memory
+import mathrl.models  # as in a run, transformers is loaded first: in a bare torch process the heap
+# kept faulting its pages in even with the setting (16,384 faults a time, measured), with it 0
+from mathrl.engine.host import reuse_freed_memory
 took = reuse_freed_memory()
 def faults_of_a_64_mib_tensor():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
@@ -69,7 +72,7 @@ print(took, max(faults[3:]), min(faults[3:]))
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings")
 @pytest.mark.parametrize("system_malloc", [False, True])
 def test_a_freed_large_tensor_is_reused_without_page_faults(system_malloc):
-    """costs.reuse_freed_memory: a 64 MiB tensor allocated again after it was freed takes its
+    """host.reuse_freed_memory: a 64 MiB tensor allocated again after it was freed takes its
     pages from the heap, where glibc's default maps them afresh (16,384 faults of 4 KiB pages)."""
     import os
     import subprocess

@@ -1,9 +1,9 @@
-"""mathrl.decoder computes what transformers computes: logits, caches, shared prompts, versions."""
+"""mathrl.engine.decoder computes what transformers computes: logits, caches, shared prompts, versions."""
 
 import pytest
 import torch
 
-from mathrl.decoder import KVCache, decoder_for, generate_rows
+from mathrl.engine.decoder import KVCache, decoder_for, generate_rows
 from mathrl.rollout import encode_prompts, left_pad
 from mathrl.types import Problem
 

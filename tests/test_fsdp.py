@@ -35,7 +35,7 @@ import torch
 import mathrl.rollout as R
 import mathrl.train as T
 # Both runs sample with transformers' generate(), which a sharded model must use: mathrl's own
-# decode loops (mathrl.decoder, rollout.decode) draw their samples differently, so a DDP run on
+# decode loops (mathrl.engine.decoder, rollout.decode) draw their samples differently, so a DDP run on
 # them could not be compared with an FSDP run token for token.
 R.decoder_for = lambda model: None
 R.decode = R.synced_generate

@@ -6,11 +6,10 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "mathrl"
 
 # The data flow, in order. A module may import only from modules listed before it.
-ORDER = ["types", "advantage", "loss", "presets", "config", "verify", "tasks", "reward", "models", "decoder",
-         "rollout", "rollout_vllm", "packing", "logprobs", "value", "update", "health", "metrics", "stats",
-         "compute", "recipe", "distributed", "tracking", "results", "claims", "evaluate", "resume", "checkpoint",
-         "run_lock", "sampler", "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench",
-         "cli", "__main__"]
+ORDER = ["types", "advantage", "loss", "presets", "config", "verify", "tasks", "reward", "models", "engine",
+         "rollout", "rollout_vllm", "logprobs", "value", "update", "health", "metrics", "stats", "compute", "recipe",
+         "distributed", "tracking", "results", "claims", "evaluate", "resume", "checkpoint", "run_lock", "sampler",
+         "costs", "run_state", "train", "report_plots", "report", "grid", "compare", "bench", "cli", "__main__"]
 
 
 def top_module(path: Path) -> str:
@@ -44,6 +43,13 @@ def test_imports_only_flow_forward():
             if rank[other] > rank[me]:
                 backwards.append(f"{path.relative_to(PACKAGE)} imports mathrl.{other}")
     assert not backwards, "\n".join(backwards)
+
+
+def test_the_engine_reads_no_algorithm_module():
+    """mathrl/engine/ is the execution machinery: it may read the model loading and the shared
+    types, and the algorithm modules read it, never the reverse."""
+    for path in (PACKAGE / "engine").rglob("*.py"):
+        assert imported_mathrl_modules(path) <= {"engine", "models", "types"}, path
 
 
 def test_library_never_imports_the_cli():

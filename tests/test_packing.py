@@ -1,4 +1,4 @@
-"""Completions packed behind their shared prompt (mathrl.packing) give a plain forward's numbers.
+"""Completions packed behind their shared prompt (mathrl.engine.packing) give a plain forward's numbers.
 
 tests/test_bench.py compares the log-prob pass with a plain forward in float32; here the packed
 path is checked to be the one taken, to agree in float64 to rounding (values and gradients),
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import mathrl.logprobs as logprobs
-from mathrl.packing import can_pack, pack
+from mathrl.engine.packing import can_pack, pack
 from mathrl.rollout import hf_generate
 from mathrl.types import Problem
 

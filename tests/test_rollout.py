@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from mathrl.logprobs import completion_logprobs
+import mathrl.engine.attention as attention
 import mathrl.rollout as rollout
 from mathrl.rollout import completion_mask_after_eos, hf_generate, merge_groups, teacher_forced_batch
 from mathrl.types import Problem
@@ -113,7 +114,7 @@ def test_decode_attention_equals_sdpa():
     mask[1, ..., :3] = False  # left padding
     with torch.no_grad():
         for m in (mask, None, torch.zeros(4, 1, 1, 7).masked_fill(~mask, float("-inf"))):
-            ours, _ = rollout.decode_attention(module, q, k, v, m, scaling=0.3)
+            ours, _ = attention.decode_attention(module, q, k, v, m, scaling=0.3)
             ref, _ = sdpa_attention_forward(module, q, k, v, m, scaling=0.3)
             torch.testing.assert_close(ours, ref)
 
@@ -132,7 +133,7 @@ def test_inverse_cdf_sampling_follows_the_tempered_top_p_distribution():
 def test_finished_rows_leave_the_batch(tiny, monkeypatch):
     """Every row stops at its own EOS; finished rows leave the batch once they are a quarter
     of it, so a step computes the unfinished rows plus fewer than a quarter finished ones."""
-    import mathrl.decoder as decoder
+    import mathrl.engine.decoder as decoder
 
     model, tok = tiny
     rows_per_step = []
@@ -152,7 +153,7 @@ def test_finished_rows_leave_the_batch(tiny, monkeypatch):
 
 
 def test_finished_rows_leave_the_batch_on_the_transformers_path(tiny, monkeypatch):
-    """Models mathrl.decoder does not cover decode through transformers, with the same rule
+    """Models mathrl.engine.decoder does not cover decode through transformers, with the same rule
     minus the lazy compaction: every step runs exactly the unfinished rows."""
     model, tok = tiny
     monkeypatch.setattr(rollout, "decoder_for", lambda model: None)
