@@ -67,7 +67,7 @@ class RunConfig:
 
     # ---- loss ------------------------------------------------------------------------------
     loss: str = "policy_gradient"  # policy_gradient (all RL algorithms) | sft
-    rollout_is: str = "none"  # sampler/trainer mismatch correction (needs a rollout that returns log-probs: vllm): none | truncate (TIS) | mask (MIS)
+    rollout_is: str = "none"  # sampler/trainer mismatch correction (needs a rollout that returns log-probs: the built-in decoder, vllm): none | truncate (TIS) | mask (MIS)
     rollout_is_cap: float = 2.0  # C: truncate caps the ratio at C; mask drops tokens whose ratio leaves [1/C, C]
     policy_loss: str = "clip"  # policy loss (mathrl/loss.py POLICY_LOSSES): clip | gspo | cispo | reinforce (-A log p, no ratio); SFT is always -log p. Logs loss/clip_frac_low, _high
     clip_eps_low: float = 0.2  # PPO ratio clip, lower side (1 - eps_low); 1: no lower bound (CISPO)

@@ -186,14 +186,15 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     prompt_ids = distinct_ids.repeat_interleave(group_size, 0)  # (N, P)
     prompt_mask = distinct_mask.repeat_interleave(group_size, 0)  # (N, P)
     decoder = decoder_for(model)  # mathrl's own engine where the architecture allows it
-    chunks = []
+    chunks, logp_chunks = [], []
     for start in range(0, prompt_ids.shape[0], max_rows):
         ids = prompt_ids[start:start + max_rows].to(device)
         mask = prompt_mask[start:start + max_rows].to(device)
         which = torch.arange(start, start + ids.shape[0]) // group_size  # (n,) prompt of each row
         if decoder is not None:  # reports rows as they finish
-            out = generate_rows(decoder, ids, mask, which, max_new_tokens, eos, pad_id, greedy, temperature, top_p,
-                                on_done=on_rows)
+            out, logp = generate_rows(decoder, ids, mask, which, max_new_tokens, eos, pad_id, greedy, temperature,
+                                      top_p, on_done=on_rows)
+            logp_chunks.append(logp)
         else:
             out = _transformers_decode(model, ids, mask, which, distinct_ids.to(device), distinct_mask.to(device),
                                        max_new_tokens, eos, pad_id, greedy, temperature, top_p)
@@ -206,13 +207,17 @@ def hf_generate(model, tokenizer, problems: list[Problem], group_size: int, max_
     completion_ids = torch.where(completion_mask.bool(), completion_ids, pad_id)  # (N, T)
     input_ids = torch.cat([prompt_ids, completion_ids], 1)  # (N, P+T)
     attention_mask = torch.cat([prompt_mask, completion_mask.long()], 1)  # (N, P+T)
+    sample_logprobs = None  # the built-in engine reports what it sampled with; transformers' path does not
+    if logp_chunks and logp_chunks[0] is not None:
+        sample_logprobs = torch.cat([torch.nn.functional.pad(c, (0, width - c.shape[1])) for c in logp_chunks])
+        sample_logprobs = (sample_logprobs * completion_mask).to(device)  # (N, T)
     return Batch(
         input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
         completion_mask=completion_mask.to(device), prompt_len=prompt_ids.shape[1],
         truncated=truncated.to(device),
         completions=decode_completions(tokenizer, completion_ids, completion_mask),
         problems=[p for p in problems for _ in range(group_size)], group_size=group_size,
-        prompt_tokens=int(prompt_mask.sum()),
+        prompt_tokens=int(prompt_mask.sum()), sample_logprobs=sample_logprobs,
     )
 
 
@@ -272,4 +277,6 @@ def merge_groups(groups: list[tuple[Batch, int]], pad_id: int) -> Batch:
         group_size=first.group_size,
         rewards=None if first.rewards is None else torch.stack([b.rewards[r] for b, r in rows]),
         grades=[b.grades[r] for b, r in rows] if all(b.grades for b, _ in rows) else [],
+        sample_logprobs=None if any(b.sample_logprobs is None for b, _ in rows) else torch.stack(
+            [torch.nn.functional.pad(b.sample_logprobs[r], (0, T - b.sample_logprobs.shape[1])) for b, r in rows]),
     )

@@ -110,6 +110,9 @@ def train_step(state: RunState) -> dict[str, float]:
             state.policy_is_reference &= not update_metrics["optim/steps"]
         else:  # nothing to learn from: a step would only apply weight decay and advance Adam (carries_signal)
             update_metrics = no_update(state.scheduler, state.update_params)
+            if inputs.sample_logp is not None:  # no update pass to compare the sampler's log-probs in
+                update_metrics.update(mismatch_stats(trainer_logprobs(state, batch), inputs.sample_logp,
+                                                     batch.completion_mask))
     # every epoch re-trains them; target_kl may stop early (a step without signal keeps the planned count)
     epochs = int(update_metrics.get("optim/epochs") or state.recipe.passes.train)
     meter.add_tokens("trained", int(batch.attention_mask.sum()) * epochs)
@@ -206,19 +209,20 @@ def old_policy_outputs(state: RunState, batch: Batch) -> dict[str, torch.Tensor]
 
 
 def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInputs) -> dict[str, float]:
-    """For a backend that reports the log-probs it sampled with (vLLM): how far they are from
-    the trainer's for the same weights (logged every step), and with rollout_is set, the
-    correction of the policy term (loss.ROLLOUT_CORRECTIONS), written into `inputs`."""
+    """For an engine that reports the log-probs it sampled with (the built-in decoder, vLLM):
+    how far they are from the trainer's for the same weights (logged every step), and with
+    rollout_is set, the correction of the policy term (loss.ROLLOUT_CORRECTIONS), written into
+    `inputs`. Without a pi_old pass, the update measures it where it computes pi_old anyway."""
     cfg, correction = state.cfg, state.recipe.rollout_correction
     if batch.sample_logprobs is None:
         if correction is not None:
             raise ConfigError(f"rollout_is={cfg.rollout_is} needs a rollout that returns the log-probs it sampled "
-                              f"with (rollout=vllm); rollout={cfg.rollout} returns none")
+                              f"with (the built-in decoder or rollout=vllm); this model's rollout returns none")
         return {}
-    train_logp = old.get("logp")  # pi_old as the trainer computes it; with mu = 1 not computed yet
-    if train_logp is None:
-        train_logp = completion_logprobs(state.model, batch, cfg.temperature, state.micro_batch_size)["logp"]  # (N, T)
-        state.meter.add_forward(batch)
+    if "logp" not in old and correction is None:
+        inputs.sample_logp = batch.sample_logprobs  # (N, T) policy_update compares (no extra forward)
+        return {}
+    train_logp = old["logp"] if "logp" in old else trainer_logprobs(state, batch)  # (N, T) pi_old
     sample_logp = batch.sample_logprobs.to(train_logp.device)  # (N, T)
     metrics = mismatch_stats(train_logp, sample_logp, batch.completion_mask)
     if correction is not None:
@@ -229,6 +233,12 @@ def rollout_mismatch(state: RunState, batch: Batch, old: dict, inputs: UpdateInp
         metrics["rollout/is_weight_mean"] = float(weights[on & keep].mean()) if (on & keep).any() else math.nan
         metrics["rollout/is_rejected_frac"] = float((on & ~keep).sum() / on.sum().clamp(min=1))
     return metrics
+
+
+def trainer_logprobs(state: RunState, batch: Batch) -> torch.Tensor:
+    """pi_old's log-probs (N, T) from a pass of their own, where no pi_old pass ran."""
+    state.meter.add_forward(batch)
+    return completion_logprobs(state.model, batch, state.cfg.temperature, state.micro_batch_size)["logp"]
 
 
 def advantages(state: RunState, batch: Batch, rewards: torch.Tensor, ref_logp, old) -> tuple[UpdateInputs, dict]:

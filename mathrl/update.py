@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 
 from mathrl.logprobs import forward_completion
-from mathrl.loss import masked_mean, value_loss
+from mathrl.loss import masked_mean, mismatch_stats, value_loss
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class UpdateInputs:
     old_values: torch.Tensor | None = None  # (N, T) PPO
     returns: torch.Tensor | None = None  # (N, T) PPO
     is_weights: torch.Tensor | None = None  # (N, T) rollout-correction weights of the policy term; None: 1
+    # (N, T) the rollout engine's log-probs, compared with pi_old where the update computes it
+    # anyway (no pi_old pass ran): on the first minibatch, before any optimizer step
+    sample_logp: torch.Tensor | None = None
     # the policy that sampled is the reference (step 0, right after a reset): the KL term is taken
     # against the old log-probs, the same numbers as a reference pass (bit-identical under bf16,
     # tests/test_precision.py) without its forward: a minute per step on GSM8K's 512-token rollouts
@@ -73,7 +76,7 @@ TOKEN_MEANS = ("loss/clip_frac", "loss/clip_frac_low", "loss/clip_frac_high", "k
 
 
 def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: UpdateParams, weight: float,
-                token_weight: float):
+                token_weight: float, mismatch: list | None = None):
     """Loss of one micro-batch, already weighted to its share of the minibatch loss: `weight`
     for the loss_agg aggregate, `token_weight` (its share of the minibatch's tokens) for the
     value loss, a token mean in every mode. The reported terms come weighted alike."""
@@ -85,6 +88,8 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
     terms: dict[str, torch.Tensor] = {}
     old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
+    if mismatch is not None and inputs.sample_logp is not None:  # first epoch: logp is pi_old
+        mismatch.append((old, inputs.sample_logp[rows], mask))
     per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
     if inputs.is_weights is not None:
         per_token = inputs.is_weights[rows] * per_token  # (n, T) the sampler's numbers corrected for (loss.py)
@@ -175,6 +180,7 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
     n = batch.size
     mb_size = n // hp.minibatches
     epochs = 0
+    mismatch: list = []  # (pi_old, sampler's log-probs, mask) of each micro-batch before the first step
     for _epoch in range(hp.ppo_epochs):
         epochs += 1
         order = torch.randperm(n, generator=generator) if hp.minibatches > 1 else torch.arange(n)
@@ -187,7 +193,8 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
             for i, (rows, w, tw) in enumerate(zip(micro, weights, token_weights)):
                 sync = accelerator.no_sync(model) if i < len(micro) - 1 else nullcontext()
                 with sync:
-                    loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w, tw)
+                    loss, terms = _micro_loss(model, value_head, mb_batch, rows, mb_inputs, hp, w, tw,
+                                              mismatch if epochs == 1 and m == 0 else None)
                     # backward even on a non-finite loss: under DDP every rank must reach the
                     # same gradient all-reduce; the step is skipped below on every rank alike
                     accelerator.backward(loss)
@@ -216,6 +223,8 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
     stats["optim/no_signal"] = 0.0
     stats["optim/epochs"] = float(epochs)  # < ppo_epochs when target_kl stopped the update
     stats["optim/lr"] = scheduler.get_last_lr()[0]
+    if mismatch:
+        stats.update(mismatch_stats(*(torch.cat(part) for part in zip(*mismatch))))
     return stats
 
 
@@ -228,7 +237,8 @@ def _select(batch, inputs: UpdateInputs, idx: torch.Tensor):
                        completions=[batch.completions[i] for i in idx.tolist()],
                        problems=[batch.problems[i] for i in idx.tolist()])
     mb_inputs = UpdateInputs(*(take(getattr(inputs, f)) for f in
-                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns", "is_weights")),
+                               ("advantages", "mask", "old_logp", "ref_logp", "old_values", "returns", "is_weights",
+                                "sample_logp")),
                              ref_is_old=inputs.ref_is_old)
     return mb_batch, mb_inputs
 

@@ -109,7 +109,7 @@ def test_a_group_shares_its_prompt_prefill_and_samples_its_own_tokens(tiny):
     for which in (torch.tensor([0, 0, 0, 1, 1]), torch.arange(5)):  # shared prefill, or one per row
         torch.manual_seed(3)
         outs.append(generate_rows(decoder_for(model), ids[rows], mask[rows], which, 10, [], tok.pad_token_id,
-                                  greedy=False, temperature=3.0))
+                                  greedy=False, temperature=3.0)[0])
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0][0], outs[0][1])  # rows of a group draw their own tokens
 
@@ -156,3 +156,25 @@ def test_a_lora_model_keeps_the_transformers_path():
 
     model, _ = load_model("tiny", seed=0, lora_rank=4)
     assert decoder_for(model) is None
+
+
+@pytest.mark.parametrize("dtype, atol", [("float32", 1e-5), ("bfloat16", 0.2)])
+def test_the_engine_reports_the_log_probs_it_sampled_with(dtype, atol):
+    """Each sampled token's log-prob under softmax(logits / T) (before top-p, as vLLM reports it)
+    is the trainer's for the same weights: to float rounding in float32; under bf16 autocast the
+    snapshot and the trainer round differently, the mismatch rollout/logp_abs_diff_* measures."""
+    from mathrl.logprobs import completion_logprobs
+    from mathrl.models import load_model
+    from mathrl.rollout import hf_generate
+
+    model, tok = load_model("tiny", seed=0, dtype=dtype)
+    problems = [chat(p, i) for i, p in enumerate(PROMPTS)]
+    torch.manual_seed(0)
+    batch = hf_generate(model, tok, problems, 2, 12, temperature=0.7, top_p=0.9)
+    trainer = completion_logprobs(model, batch, temperature=0.7)["logp"]  # (N, T)
+    on = batch.completion_mask.bool()
+    assert batch.sample_logprobs.shape == trainer.shape and (batch.sample_logprobs[~on] == 0).all()
+    gap = (batch.sample_logprobs - trainer)[on].abs()
+    assert gap.max() < atol and (dtype == "float32" or gap.max() > 0)
+    greedy = hf_generate(model, tok, problems, 1, 4, greedy=True)
+    assert greedy.sample_logprobs is None  # the argmax path samples nothing

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -110,6 +111,18 @@ def test_an_injected_mismatch_is_measured_and_corrected(tmp_path, monkeypatch):
     assert mis["optim/steps"] == 0.0 and mis["optim/no_signal"] == 1.0
 
 
+def test_the_built_in_engine_reports_its_log_probs_and_can_be_corrected(tmp_path, monkeypatch):
+    """The built-in decoder samples from a bf16 snapshot, the trainer scores under autocast from
+    float32 masters: a small mismatch, measured every step and correctable like vLLM's."""
+    plain = one_step(tmp_path, monkeypatch, "builtin", "none", backend=hf_generate)
+    assert 0 < plain["rollout/logp_abs_diff_mean"] < 0.01
+    tis = one_step(tmp_path, monkeypatch, "builtin-tis", "truncate", backend=hf_generate)
+    assert tis["rollout/is_weight_mean"] == pytest.approx(1.0, abs=0.01) and tis["optim/steps"] == 1.0
+
+
 def test_a_correction_without_sampler_log_probs_is_refused(tmp_path, monkeypatch):
+    def no_log_probs(*args, **kw):  # as the transformers path (a model the decoder does not cover)
+        return replace(hf_generate(*args, **kw), sample_logprobs=None)
+
     with pytest.raises(ConfigError, match="needs a rollout that returns the log-probs"):
-        one_step(tmp_path, monkeypatch, "hf", "truncate", backend=hf_generate)
+        one_step(tmp_path, monkeypatch, "hf", "truncate", backend=no_log_probs)

@@ -271,23 +271,31 @@ def decoder_for(model) -> Decoder | None:
 
 def next_tokens(logits: torch.Tensor, greedy: bool, temperature: float, top_p: float) -> torch.Tensor:
     """One token per row from softmax(logits / T), top-p filtered; argmax when greedy."""
-    if greedy:
-        return logits.argmax(-1)  # (n,)
-    probs = torch.softmax(logits.float() / temperature, -1)  # (n, V)
+    return logits.argmax(-1) if greedy else sample(logits, temperature, top_p)[0]  # (n,)
+
+
+def sample(logits: torch.Tensor, temperature: float, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from softmax(logits / T), top-p filtered, and its log-prob under
+    softmax(logits / T) before the filter: the number the trainer computes for it (as vLLM reports)."""
+    full = torch.softmax(logits.float() / temperature, -1)  # (n, V)
+    probs = full
     if top_p < 1.0:  # keep the smallest set of top tokens whose mass reaches top_p
         sorted_p, order = probs.sort(-1, descending=True)
         outside = sorted_p.cumsum(-1) - sorted_p >= top_p  # (n, V) mass before the token already >= p
         probs = probs.scatter(-1, order, sorted_p.masked_fill(outside, 0.0))
     cdf = probs.cumsum(-1)  # (n, V)
     u = torch.rand(cdf.shape[0], 1, device=cdf.device) * cdf[:, -1:]  # (n, 1) inverse-CDF draw
-    return torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[1] - 1)  # (n,)
+    token = torch.searchsorted(cdf, u).squeeze(-1).clamp(max=cdf.shape[1] - 1)  # (n,)
+    return token, full.gather(-1, token[:, None]).squeeze(-1).log()  # (n,), (n,)
 
 
 @torch.no_grad()
 def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which: torch.Tensor,
                   max_new_tokens: int, eos: list[int], pad_id: int, greedy: bool, temperature: float = 1.0,
-                  top_p: float = 1.0, on_done: Callable[[int], None] | None = None) -> torch.Tensor:
-    """Completion ids (n, T) of left-padded prompts ids/mask (n, P), pad after EOS.
+                  top_p: float = 1.0, on_done: Callable[[int], None] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Completion ids (n, T) of left-padded prompts ids/mask (n, P), pad after EOS, and when
+    sampling the log-prob of each sampled token (n, T), 0 after EOS (`sample`); None when greedy.
 
     `which` (n,) names each row's prompt, groups contiguous: each distinct prompt is prefilled
     once and its cache rows repeated for its group. A row stops at its first EOS; finished
@@ -305,13 +313,18 @@ def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which
         cache.select(inverse)
         logits = logits[inverse]  # (n, V): each row samples its own first token
     out = torch.full((n, max_new_tokens), pad_id, dtype=torch.long)
+    out_logp = None if greedy else torch.zeros(n, max_new_tokens)
     alive = torch.arange(n)  # output row of each live cache row
     finished = torch.zeros(n, dtype=torch.bool)  # live rows that already emitted EOS
     next_pos = pos[:, -1] + 1  # (n,)
     eos_t = torch.tensor(eos, dtype=torch.long)
     T = 0
     for t in range(max_new_tokens):
-        token = next_tokens(logits, greedy, temperature, top_p)  # (a,)
+        if greedy:
+            token = logits.argmax(-1)  # (a,)
+        else:
+            token, logp = sample(logits, temperature, top_p)  # (a,), (a,)
+            out_logp[alive[~finished], t] = logp[~finished]
         out[alive[~finished], t] = token[~finished]
         T = t + 1
         newly = torch.isin(token, eos_t) & ~finished
@@ -329,4 +342,4 @@ def generate_rows(decoder: Decoder, ids: torch.Tensor, mask: torch.Tensor, which
         next_pos = next_pos + 1
     if on_done is not None and not bool(finished.all()):
         on_done(int((~finished).sum()))  # rows cut at the limit
-    return out[:, :T]
+    return out[:, :T], None if greedy else out_logp[:, :T]
