@@ -14,9 +14,8 @@ EVAL_HINT_S = 60  # an eval estimated above this gets a hint with the eval_limit
 
 
 def announce_costs(state) -> None:
-    """Print, before anything long starts, what a step and an eval will cost on this machine
-    (every completion at the limit, from a few measured decode steps: on GSM8K the eval came
-    out 8% above its estimate, the rollout 10% below) and the dtype the matmuls run in."""
+    """Print, before anything long starts, what a step and an eval will cost on this machine,
+    from a few measured decode steps, and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
     # FSDP: every forward all-gathers weight shards, so a calibration on rank 0 alone would hang
     if not state.accelerator.is_main_process or cfg.rollout != "hf" or is_sharded(state.accelerator):

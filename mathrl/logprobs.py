@@ -49,8 +49,7 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
         logits, hidden, where = _predicting_logits(model, ids, mask, prompt_len, value_head is not None)  # (m, V)
     # at least fp32 (bf16 log-softmax is too coarse for ratios); fp64 stays fp64 (exactness tests)
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature  # (m, V)
-    # one fused log-softmax rather than logsumexp's max / subtract / exp / sum: 0.6x the
-    # forward and 0.4x the forward + backward time at (220, 49152) (results/bench/speed5.md)
+    # one fused log-softmax rather than logsumexp's max / subtract / exp / sum (results/bench/speed5.md)
     log_q = torch.log_softmax(logits, -1)  # (m, V)
     targets = ids[:, prompt_len:].reshape(-1)[where]  # (m,) the token each row of logits predicts
     result = {"logp": log_q.gather(-1, targets[:, None]).squeeze(-1)}  # (m,)
@@ -65,12 +64,10 @@ def forward_completion(model, input_ids, attention_mask, prompt_len: int, temper
 
 @contextmanager
 def short_sequence_attention(model, ids: torch.Tensor):
-    """Eager (matmul-softmax-matmul) attention instead of SDPA for short sequences on a CPU:
-    SDPA's CPU flash kernel took 6 ms per backward call on SmolLM2's training chunks (8 rows x
-    ~90 columns), and eager attention made forward + backward 22% faster there, with gradients
-    as close to float32's as SDPA's under bf16 autocast (results/bench/README.md). Its (rows,
-    heads, L, L) score tensors grow with L^2, so long sequences keep SDPA. Every log-prob pass
-    goes through here, so policy, old policy and reference keep computing alike."""
+    """Eager (matmul-softmax-matmul) attention instead of SDPA for short sequences on a CPU,
+    where SDPA's flash kernel is the slower one (results/bench/speed2.md); its L^2 score tensors
+    leave long sequences to SDPA. Every log-prob pass goes through here, so policy, old policy
+    and reference compute alike."""
     config = getattr(getattr(model, "module", model), "config", None)
     if (config is None or ids.device.type != "cpu" or ids.shape[1] > EAGER_MAX_COLUMNS
             or next(model.parameters()).dtype == torch.float64):  # eager's softmax is float32

@@ -11,8 +11,7 @@ Every tokenizer returned has a pad token and padding_side="left" (generation app
 right, so prompts must end flush at the same column).
 
 Precision (`dtype`): "bfloat16" on a CPU is mixed precision: float32 weights (so AdamW's
-lr-sized steps are not rounded away: one step at lr 1e-5 changed only 1.9% of SmolLM2's
-weights when they were stored in bf16) with the matmuls in bf16 under `torch.autocast`, which
+lr-sized steps are not rounded away, results/bench/README.md) with the matmuls in bf16 under `torch.autocast`, which
 the rollout and log-prob passes enter through `compute_precision(model)`. A frozen LoRA base
 and a GPU model have their weights cast. "auto" is bfloat16 on a CPU with bf16 matmul units, else float32
 (results/bench/README.md measures both). LoRA (`lora_rank > 0`) needs the optional

@@ -119,9 +119,8 @@ def _device(cfg: RunConfig) -> str:
 
 
 def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with torch's fused kernel where every parameter is a plain CPU or CUDA tensor:
-    on this CPU it stepped SmolLM2's 135M parameters in 0.10 s instead of 0.67 s (results/bench),
-    equal to the loop implementation within 1e-7. Sharded (DTensor) parameters keep the default."""
+    """AdamW with torch's fused kernel where every parameter is a plain CPU or CUDA tensor (the
+    fastest here, results/bench/speed2.md); sharded (DTensor) parameters keep the default."""
     plain = all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params)
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=plain or None)
 

@@ -134,16 +134,11 @@ def carries_signal(inputs: UpdateInputs, hp: UpdateParams, value_head, policy_is
                    accelerator) -> bool:
     """False when the loss gradient of this batch is exactly zero in exact arithmetic.
 
-    That is the case when every advantage is 0 (e.g. every reward of the batch is 0) while the
-    policy still equals the reference, so a k2 or k3 KL term and its gradient vanish too (k1's
-    gradient, the score function, does not: with k1 in the loss the step is real). When the
-    reference's log-probs came from their own pass, float rounding left ~1e-9 gradients, and
-    Adam divides by their root-mean-square: the step moved every weight by about lr in a random
-    direction (measured before this check: SmolLM2 on zero-shot `arithmetic`, reward 0 on every
-    sample, drifted to a per-token KL of 0.004-0.025 in 10 steps). The KL term now takes the old
-    log-probs there (UpdateInputs.ref_is_old), so the gradient is exactly 0, but a step would
-    still apply weight decay and advance Adam's step count. The decision is the same on every
-    rank (DDP needs all ranks in each backward).
+    That is the case when every advantage is 0 while the policy still equals the reference, so
+    a k2 or k3 KL term and its gradient vanish too (k1's, the score function, does not). Adam
+    would scale rounding noise up to lr-sized moves (DESIGN rule 17; the drift it caused is in
+    results/learning/README.md), and a step would still apply weight decay. The decision is
+    the same on every rank (DDP needs all ranks in each backward).
     """
     if value_head is not None or hp.entropy_coef > 0 or hp.kl_grad_at_reference or not policy_is_reference:
         return True

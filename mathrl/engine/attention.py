@@ -12,8 +12,8 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 def decode_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, **kwargs):
     """Single-query attention on a CPU as two matmuls over each KV group's query heads (no KV
-    repeat): SDPA's CPU kernels cost 1.4-2.1 ms per call on SmolLM2's decode shapes, this
-    0.2-0.3 ms. Anything else (prefill, training, GPUs) goes to SDPA unchanged."""
+    repeat), faster than SDPA's CPU kernels at decode shapes (results/bench/README.md).
+    Anything else (prefill, training, GPUs) goes to SDPA unchanged."""
     if (query.shape[2] != 1 or query.device.type != "cpu" or torch.is_grad_enabled() or dropout
             or kwargs.get("position_bias") is not None or kwargs.get("softcap") is not None):
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,

@@ -10,9 +10,8 @@ import time
 
 def busy_cores(seconds: float = 0.25) -> float:
     """How many cores other processes keep busy right now: the machine's CPU time over a short
-    window (/proc/stat) minus this process's own; the 1-minute load average where /proc/stat is
-    missing. Not the load average alone: it lags, and a benchmark that ended a minute earlier
-    still counted as a whole busy core, which made a quiet machine look contended."""
+    window (/proc/stat) minus this process's own. Not the load average, which lags by a minute
+    (its fallback where /proc/stat is missing)."""
     def sample() -> tuple[int, int, float]:
         with open("/proc/stat") as f:
             ticks = [int(v) for v in f.readline().split()[1:]]
@@ -30,9 +29,8 @@ def busy_cores(seconds: float = 0.25) -> float:
 
 def choose_threads(requested: int = 0) -> tuple[int, str]:
     """torch's intra-op threads and why: `requested` if set; else all of this process's share
-    of the cores on a quiet machine, one when other jobs keep the cores busy (results/bench:
-    two threads on a busy 2-core machine made a step 8x slower, one descheduled thread
-    stalling the other at every barrier; on a quiet one 1.4-1.7x faster than one)."""
+    of the cores on a quiet machine, one when other jobs keep the cores busy, where a
+    descheduled thread stalls the others at every barrier (results/bench/README.md, Speed I)."""
     if requested:
         return requested, f"threads={requested} was set"
     cores = os.cpu_count() or 1
@@ -70,14 +68,9 @@ def choose_micro_batch(requested: int, model_config, max_new_tokens: int, group_
 
 
 def reuse_freed_memory() -> bool:
-    """Make glibc's malloc serve every allocation from its heap and keep what is freed there
-    (no mmap, no trim), for this process. By default it maps each block above 32 MiB afresh and
-    unmaps it when freed, so every large tensor of a step (SmolLM2's 113 MB embedding gradient,
-    its 50 MB float32 logits) page-faults all its pages in again, zero-filled by the kernel:
-    the bench's update spent ~0.3 s zero-filling embedding gradients alone, and with freed
-    memory reused it ran 10% faster, with 1.8 M fewer page faults per process
-    (results/bench/speed3.md). The cost: memory freed after the peak is not handed back to the
-    system while the process runs.
+    """Make glibc's malloc keep freed memory in its heap (no mmap, no trim), so that a step's
+    large tensors are not page-faulted in, zero-filled, at every allocation
+    (results/bench/speed3.md). The cost: memory freed after the peak stays with the process.
     MATHRL_SYSTEM_MALLOC=1 keeps the defaults; other C libraries are left alone. Returns whether
     the setting took."""
     if sys.platform != "linux" or os.environ.get("MATHRL_SYSTEM_MALLOC"):

@@ -40,8 +40,7 @@ PLAIN_ATTENTION_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 # CPU instead of SDPA, in every log-prob pass (logprobs.short_sequence_attention says why).
 EAGER_MAX_COLUMNS = 256
 # Packing pays when at least this share of a chunk's completion columns is padding: its gathers
-# cost about what 3% of padding does (benchmarks/bench_packing.py, results/bench/speed4.md:
-# forward + backward 1.03x with no padding, 0.96x at 7%, 0.84x at 28%, 0.63x at 59%)
+# cost about what 3% of padding does (results/bench/speed4.md)
 MIN_PADDING = 0.05
 
 
