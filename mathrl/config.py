@@ -107,7 +107,7 @@ class RunConfig:
 
     # ---- hardware --------------------------------------------------------------------------
     device: str = "auto"  # auto | cpu | cuda
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto: bfloat16 on a CPU with bf16 units (1.6-1.8x faster passes, results/bench), else float32. CPU 16-bit = fp32 weights + autocast
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16; auto: bfloat16 on a CPU with bf16 units (faster passes, results/bench), else float32. CPU 16-bit = fp32 weights + autocast
     threads: int = 0  # torch CPU threads (0: torch default)
 
     # ---- derived in finalize() (not user-set) ----------------------------------------------

@@ -189,10 +189,10 @@ def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor
 class KVCache:
     """Keys and values (layers, rows, kv heads, capacity, head dim): the live rows come first
     (as many as a forward passes; `select` moves them there), columns [0, length) are filled,
-    the rest are zeros masked by a -inf bias. Attention reads every allocated column: a whole (capacity, head dim) block per row and head is what
-    a bf16 bmm takes without copying (a [:length] slice was copied at every call: 12 ms of a
-    113 ms step at 350 columns). Capacity grows in blocks of GROW columns, so at most GROW - 1
-    masked columns are read, up to `columns` in all."""
+    the rest are zeros masked by a -inf bias. Attention reads every allocated column: a whole
+    (capacity, head dim) block per row and head is what a bf16 bmm takes without copying (a
+    [:length] slice would be copied at every call, results/bench/speed2.md). Capacity grows in
+    blocks of GROW columns, so at most GROW - 1 masked columns are read, up to `columns` in all."""
 
     GROW = 64
 
