@@ -80,7 +80,7 @@ def phase_flops(n_params: int, step: dict[str, float], cfg, executed: bool) -> d
     return {"rollout": generation_flops(n_params, gen_prompt, generated) if recipe.passes.generate else 0.0,
             "reward": 0.0,
             "reference": forward_flops(n_params, one_pass) if recipe.reference_pass else 0.0,
-            "old_logprobs": forward_flops(n_params, one_pass) if recipe.needs_old_pass else 0.0,
+            "old_logprobs": forward_flops(n_params, one_pass) if recipe.needs_old_pass or recipe.kl_in_reward else 0.0,
             "update": train_flops(n_params, one_pass) * recipe.passes.train}
 
 

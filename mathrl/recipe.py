@@ -30,7 +30,7 @@ class Passes:
     """The model passes one training step runs (compute.py's accounting, in one place)."""
 
     generate: bool  # sampling G completions per prompt (SFT trains on given solutions instead)
-    forward: int  # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old)
+    forward: int  # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old, or for the KL in the reward)
     train: int  # forward + backward passes over the batch: one per epoch (mu)
 
     @property
@@ -78,6 +78,7 @@ class Recipe:
                               f"{'SFT has none' if sft else cfg.advantage + ' normalises its own'}: leave adv_std=auto")
         kl_term = cfg.kl_coef > 0 and not sft
         kl_in_loss = kl_term and cfg.kl_placement == "loss"
+        kl_in_reward = kl_term and cfg.kl_placement == "reward"
         learns_value = not sft and ADVANTAGES[cfg.advantage].needs_values
         ratio = cfg.policy_loss not in RATIO_FREE
         needs_old_pass = not sft and ((ratio and cfg.ppo_epochs * cfg.minibatches > 1) or learns_value)
@@ -94,13 +95,14 @@ class Recipe:
             policy_loss=POLICY_LOSSES["reinforce" if sft else cfg.policy_loss],
             kl=KL_ESTIMATORS[cfg.kl_estimator] if kl_term else None,
             kl_coef=cfg.kl_coef if kl_term else 0.0,
-            kl_in_reward=kl_term and cfg.kl_placement == "reward",
+            kl_in_reward=kl_in_reward,
             kl_in_loss=kl_in_loss,
             kl_grad_at_reference=kl_in_loss and cfg.kl_estimator == "k1",
             loss_agg=AGGREGATIONS[cfg.loss_agg],
             token_weighted=AGGREGATIONS[cfg.loss_agg] is token_mean,
             rollout_correction=None if sft else ROLLOUT_CORRECTIONS.get(cfg.rollout_is),
-            passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass), train=cfg.ppo_epochs),
+            passes=Passes(generate=not sft, forward=int(kl_term) + int(needs_old_pass or kl_in_reward),
+                          train=cfg.ppo_epochs),
         )
 
 

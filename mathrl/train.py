@@ -266,8 +266,7 @@ def kl_in_reward(state: RunState, batch: Batch, ref_logp, old) -> torch.Tensor |
         return None
     if state.policy_is_reference:
         return torch.zeros_like(batch.completion_mask)  # (N, T) KL(pi || pi) = 0; computed, it is rounding noise
-    logp = old["logp"] if "logp" in old else completion_logprobs(state.model, batch, state.cfg.temperature,
-                                                                 state.micro_batch_size)["logp"]
+    logp = old["logp"] if "logp" in old else trainer_logprobs(state, batch)  # (N, T) pi_old
     return state.recipe.kl(logp, ref_logp) * batch.completion_mask  # (N, T)
 
 

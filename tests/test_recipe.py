@@ -67,13 +67,16 @@ def test_passes_count_what_the_trainer_counts(algo):
     n = 1000
     phases = phase_flops(n, step, cfg, executed=False)
     assert sum(phases.values()) == pytest.approx(r.passes.flops(n, 8 * 20, 100, 8 * 20 + 100))
-    assert (phases["old_logprobs"] > 0) == r.needs_old_pass and (phases["reference"] > 0) == r.reference_pass
+    # pi_old's log-probs also run for the KL in the reward when no pi_old pass ran (RLOO, REINFORCE++)
+    assert (phases["old_logprobs"] > 0) == (r.needs_old_pass or r.kl_in_reward)
+    assert (phases["reference"] > 0) == r.reference_pass
 
 
-@pytest.mark.parametrize("algo", ["ppo", "sft"])
+@pytest.mark.parametrize("algo", ["ppo", "sft", "rloo"])
 def test_trainer_flops_match_the_recipe_passes(tmp_path, algo):
-    """The two cases where the copies of the rule had drifted: PPO's V_old pass at mu = 1 (the bench
-    left it out), SFT's step without sampling."""
+    """The cases where the copies of the rule had drifted: PPO's V_old pass at mu = 1 (the bench
+    left it out), SFT's step without sampling, RLOO's pi_old pass for the KL in the reward (the
+    trainer ran it uncounted)."""
     from mathrl.run_state import build_run_state
     from mathrl.train import train_step
 
