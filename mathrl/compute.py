@@ -228,8 +228,9 @@ class ComputeMeter:
 
 def calibrate_decode(model, tokenizer, problems, group_size: int, context: int = 0) -> dict[str, float]:
     """Seconds of one prefill and of one decode step for len(problems) x group_size rows,
-    measured on this machine now: two short greedy decodes (1 and 5 tokens, EOS ignored so
-    that every row runs every step), through the engine the rollout will use. With
+    measured on this machine now: short greedy decodes (1 and 9 tokens, EOS ignored so that
+    every row runs every step, the faster of two each, after a warm-up), through the engine
+    the rollout will use. With
     mathrl.engine.decoder and `context` > 0 also `attn_s_per_col`: the seconds a decode step spends
     per row on each cached column (all layers), timed on a `context`-column cache, since
     attention, not the matmuls, dominates long GSM8K decodes. The caller's RNG stream is not touched."""
@@ -242,20 +243,44 @@ def calibrate_decode(model, tokenizer, problems, group_size: int, context: int =
     ids, mask = ids[which], mask[which]  # (n, P)
     device = next(model.parameters()).device
     engine = decoder_for(model)  # built (weights cast and packed) before the clock starts
-    times = []
-    for tokens in (1, 5):
+    def seconds(tokens: int) -> float:
         start = time.perf_counter()
         if engine is not None:
             generate_rows(engine, ids, mask, which, tokens, [], tokenizer.pad_token_id, greedy=True)
         else:
             with compute_precision(model):
                 decode(model, ids.to(device), mask.to(device), tokens, [], tokenizer.pad_token_id, greedy=True)
-        times.append(time.perf_counter() - start)
-    step = max(times[1] - times[0], 1e-3 * times[0]) / 4
+        return time.perf_counter() - start
+
+    seconds(2)  # warm-up: the first calls of each shape pay for kernel selection
+    times = [min(seconds(tokens) for _ in range(2)) for tokens in (1, 9)]
+    step = max(times[1] - times[0], 1e-3 * times[0]) / 8
     cal = {"rows": ids.shape[0], "prefill_s": times[0], "step_s": step, "tok_per_s": ids.shape[0] / step}
     if engine is not None and context > ids.shape[1]:
         cal["attn_s_per_col"] = _attention_seconds_per_column(engine, ids.shape[0], ids.shape[1], context)
     return cal
+
+
+@torch.no_grad()
+def calibrate_passes(model, tokenizer, problems, rows: int, completion_tokens: int) -> float:
+    """Seconds per token of a log-prob pass (no grad), measured now on `rows` rows of the first
+    prompts with `completion_tokens` completion tokens each: the faster of two, after a warm-up."""
+    from mathrl.logprobs import forward_completion
+    from mathrl.rollout import encode_prompts, left_pad
+
+    prompts, mask = left_pad(encode_prompts(tokenizer, problems), tokenizer.pad_token_id)
+    which = torch.arange(rows) % prompts.shape[0]
+    filler = prompts[which, -1:].expand(-1, completion_tokens)  # (rows, T) any tokens do
+    ids = torch.cat([prompts[which], filler], 1).to(next(model.parameters()).device)  # (rows, P + T)
+    full = torch.cat([mask[which], torch.ones_like(filler)], 1).to(ids.device)  # (rows, P + T)
+
+    def seconds() -> float:
+        start = time.perf_counter()
+        forward_completion(model, ids, full, prompts.shape[1])
+        return time.perf_counter() - start
+
+    seconds()
+    return min(seconds() for _ in range(2)) / float(full.sum())
 
 
 def _attention_seconds_per_column(engine, rows: int, short: int, long: int) -> float:
@@ -275,18 +300,17 @@ def _attention_seconds_per_column(engine, rows: int, short: int, long: int) -> f
     return max(seconds(long) - seconds(short), 0.0) / (rows * (long - short))
 
 
-def estimate_costs(cal: dict[str, float], n_params: int, max_new_tokens: int, prompt_tokens: float,
+def estimate_costs(cal: dict[str, float], max_new_tokens: int, prompt_tokens: float,
                    passes: float, eval_rows: int, eval_chunk: int) -> dict[str, float]:
     """Upper bounds in seconds, every completion at `max_new_tokens`: the rollout (decode
     steps at the calibrated rate), the log-prob passes (`passes` forward-equivalents over the
-    rollout's tokens: reference 1, old policy 1, update 3 per epoch, at the calibrated decode
-    FLOP rate) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time. Decode steps
-    grow with the columns each row attends to (`attn_s_per_col`, when calibrated)."""
+    rollout's tokens: reference 1, old policy 1, update 3 per epoch, at the calibrated
+    `pass_s_per_token`) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time.
+    Decode steps grow with the columns each row attends to (`attn_s_per_col`, when calibrated)."""
     rows, T = cal["rows"], max_new_tokens
     growth = cal.get("attn_s_per_col", 0.0) * T * (T - 1) / 2  # per row: step t attends to t more columns
     rollout = cal["prefill_s"] + T * cal["step_s"] + rows * growth
-    rate = forward_flops(n_params, rows) / cal["step_s"]  # FLOP/s achieved by a decode step
-    update = passes * forward_flops(n_params, int(rows * (prompt_tokens + T))) / rate
+    update = passes * cal["pass_s_per_token"] * rows * (prompt_tokens + T)
     chunks = -(-eval_rows // eval_chunk) if eval_rows else 0
     per_chunk = (cal["prefill_s"] * eval_chunk / rows + T * cal["step_s"] * max(eval_chunk / rows, 1.0)
                  + eval_chunk * growth)

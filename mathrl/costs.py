@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mathrl.compute import calibrate_decode, estimate_costs
+from mathrl.compute import calibrate_decode, calibrate_passes, estimate_costs
 from mathrl.distributed import is_sharded
 from mathrl.models import AUTOCAST_ATTR
 from mathrl.rollout import encode_prompts
@@ -25,9 +25,11 @@ def announce_costs(state) -> None:
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
     cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,
                            context=int(prompt_tokens) + state.max_new_tokens)
+    cal["pass_s_per_token"] = calibrate_passes(state.model, state.tokenizer, prompts, cfg.micro_batch_size,
+                                               state.max_new_tokens)
     passes = recipe.passes.forward_equivalents
     eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
-    est = estimate_costs(cal, state.n_params, state.max_new_tokens, prompt_tokens, passes, eval_rows,
+    est = estimate_costs(cal, state.max_new_tokens, prompt_tokens, passes, eval_rows,
                          min(64, eval_rows or 1))  # evaluate() decodes 64 rows at a time
     precision = getattr(policy, AUTOCAST_ATTR, None)
     print(f"mathrl: estimate on this machine (every completion at the {state.max_new_tokens}-token limit; decode "
