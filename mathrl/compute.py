@@ -262,14 +262,15 @@ def calibrate_decode(model, tokenizer, problems, group_size: int, context: int =
 
 
 @torch.no_grad()
-def calibrate_passes(model, tokenizer, problems, rows: int, completion_tokens: int) -> float:
-    """Seconds per token of a log-prob pass (no grad), measured now on `rows` rows of the first
-    prompts with `completion_tokens` completion tokens each: the faster of two, after a warm-up."""
+def calibrate_passes(model, tokenizer, problems, group_size: int, rows: int, completion_tokens: int) -> float:
+    """Seconds per row of a log-prob pass (no grad), measured now on one chunk of `rows` rows
+    with `completion_tokens` completion tokens each, grouped by prompt as the trainer's chunks
+    (a group shares its prompt's pass): the faster of two, after a warm-up."""
     from mathrl.logprobs import forward_completion
     from mathrl.rollout import encode_prompts, left_pad
 
     prompts, mask = left_pad(encode_prompts(tokenizer, problems), tokenizer.pad_token_id)
-    which = torch.arange(rows) % prompts.shape[0]
+    which = torch.arange(rows) // group_size % prompts.shape[0]  # (rows,) groups contiguous
     filler = prompts[which, -1:].expand(-1, completion_tokens)  # (rows, T) any tokens do
     ids = torch.cat([prompts[which], filler], 1).to(next(model.parameters()).device)  # (rows, P + T)
     full = torch.cat([mask[which], torch.ones_like(filler)], 1).to(ids.device)  # (rows, P + T)
@@ -280,7 +281,7 @@ def calibrate_passes(model, tokenizer, problems, rows: int, completion_tokens: i
         return time.perf_counter() - start
 
     seconds()
-    return min(seconds() for _ in range(2)) / float(full.sum())
+    return min(seconds() for _ in range(2)) / rows
 
 
 def _attention_seconds_per_column(engine, rows: int, short: int, long: int) -> float:
@@ -300,17 +301,17 @@ def _attention_seconds_per_column(engine, rows: int, short: int, long: int) -> f
     return max(seconds(long) - seconds(short), 0.0) / (rows * (long - short))
 
 
-def estimate_costs(cal: dict[str, float], max_new_tokens: int, prompt_tokens: float,
-                   passes: float, eval_rows: int, eval_chunk: int) -> dict[str, float]:
+def estimate_costs(cal: dict[str, float], max_new_tokens: int, passes: float, eval_rows: int,
+                   eval_chunk: int) -> dict[str, float]:
     """Upper bounds in seconds, every completion at `max_new_tokens`: the rollout (decode
     steps at the calibrated rate), the log-prob passes (`passes` forward-equivalents over the
-    rollout's tokens: reference 1, old policy 1, update 3 per epoch, at the calibrated
-    `pass_s_per_token`) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time.
+    rollout's rows: reference 1, old policy 1, update 3 per epoch, at the calibrated
+    `pass_s_per_row`) and an eval of `eval_rows` rows decoded `eval_chunk` rows at a time.
     Decode steps grow with the columns each row attends to (`attn_s_per_col`, when calibrated)."""
     rows, T = cal["rows"], max_new_tokens
     growth = cal.get("attn_s_per_col", 0.0) * T * (T - 1) / 2  # per row: step t attends to t more columns
     rollout = cal["prefill_s"] + T * cal["step_s"] + rows * growth
-    update = passes * cal["pass_s_per_token"] * rows * (prompt_tokens + T)
+    update = passes * cal["pass_s_per_row"] * rows
     chunks = -(-eval_rows // eval_chunk) if eval_rows else 0
     per_chunk = (cal["prefill_s"] * eval_chunk / rows + T * cal["step_s"] * max(eval_chunk / rows, 1.0)
                  + eval_chunk * growth)

@@ -15,7 +15,7 @@ EVAL_HINT_S = 60  # an eval estimated above this gets a hint with the eval_limit
 
 def announce_costs(state) -> None:
     """Print, before anything long starts, what a step and an eval will cost on this machine,
-    from a few measured decode steps, and the dtype the matmuls run in."""
+    from a few measured decode steps and log-prob passes, and the dtype the matmuls run in."""
     cfg, recipe = state.cfg, state.recipe
     # FSDP: every forward all-gathers weight shards, so a calibration on rank 0 alone would hang
     if not state.accelerator.is_main_process or cfg.rollout != "hf" or is_sharded(state.accelerator):
@@ -25,11 +25,11 @@ def announce_costs(state) -> None:
     prompt_tokens = sum(map(len, encode_prompts(state.tokenizer, prompts))) / max(len(prompts), 1)
     cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,
                            context=int(prompt_tokens) + state.max_new_tokens)
-    cal["pass_s_per_token"] = calibrate_passes(state.model, state.tokenizer, prompts, cfg.micro_batch_size,
-                                               state.max_new_tokens)
+    cal["pass_s_per_row"] = calibrate_passes(state.model, state.tokenizer, prompts, cfg.group_size,
+                                             cfg.micro_batch_size, state.max_new_tokens)
     passes = recipe.passes.forward_equivalents
     eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
-    est = estimate_costs(cal, state.max_new_tokens, prompt_tokens, passes, eval_rows,
+    est = estimate_costs(cal, state.max_new_tokens, passes, eval_rows,
                          min(64, eval_rows or 1))  # evaluate() decodes 64 rows at a time
     precision = getattr(policy, AUTOCAST_ATTR, None)
     print(f"mathrl: estimate on this machine (every completion at the {state.max_new_tokens}-token limit; decode "
