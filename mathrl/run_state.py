@@ -72,7 +72,7 @@ class RunState:
     health: Health
     # ---- what changes step by step (saved in checkpoints) -------------------------------
     step: int = 0
-    consecutive_skips: int = 0  # non-finite steps in a row (guard_divergence)
+    consecutive_skips: int = 0  # non-finite steps in a row (checkpoint.abort_if_diverged)
     policy_is_reference: bool = True  # no optimizer step since the reference was last the policy
     saved_step: int = -1  # step of the last checkpoint written
     show_progress: bool = False
