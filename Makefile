@@ -27,6 +27,7 @@ run: install
 	$(BIN)/mathrl run
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: install

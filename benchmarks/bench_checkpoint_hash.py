@@ -100,7 +100,8 @@ def main() -> None:
     print(f"checkpoint {size / 1e9:.2f} GB, {os.cpu_count()} CPUs, medians of {args.repeats}:")
     for k, v in med.items():
         print(f"  {k:16s} {v:6.3f} s" + (f"  ({med_cpu[k]:.3f} CPU s)" if k in med_cpu else ""))
-    print(f"hashes add {result['hash_added_to_save_s']:.3f} s to a save, {result['hash_added_to_load_s']:.3f} s to a load")
+    print(f"hashes add {result['hash_added_to_save_s']:.3f} s to a save, {result['hash_added_to_load_s']:.3f} s to a "
+          "load")
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(result, indent=2) + "\n")

@@ -69,7 +69,8 @@ def run_child(spec: str, settings: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkout", action="append", help="a mathrl checkout, PATH or PATH:DTYPE (repeat; default: this one)")
+    ap.add_argument("--checkout", action="append", help="a mathrl checkout, PATH or PATH:DTYPE (repeat; default: this "
+                                                        "one)")
     ap.add_argument("--task", default="gsm8k")
     ap.add_argument("--data", default="../shared/data/gsm8k", help="local data directory of the task")
     ap.add_argument("--model", default="smollm2-135m")
@@ -99,7 +100,8 @@ def main() -> None:
             "tok_per_wall_s": statistics.median(x["tokens"] / x["wall_s"] for x in results),
             "accuracy": results[0]["accuracy"], "truncated_frac": results[0]["truncated_frac"]}
     first = summary[checkouts[0]]
-    print(f"{'checkout':<40}{'tokens':>8}{'tok/CPU s':>11}{'tok/wall s':>11}{'x first (CPU)':>14}{'acc':>6}{'trunc':>7}")
+    print(f"{'checkout':<40}{'tokens':>8}{'tok/CPU s':>11}{'tok/wall s':>11}{'x first (CPU)':>14}"
+          f"{'acc':>6}{'trunc':>7}")
     for name, s in summary.items():
         s["ratio_cpu"] = s["tok_per_cpu_s"] / first["tok_per_cpu_s"]
         s["ratio_wall"] = s["tok_per_wall_s"] / first["tok_per_wall_s"]

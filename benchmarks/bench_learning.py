@@ -128,7 +128,8 @@ def plot(runs: list[dict], path: Path, task: str) -> None:
     for i, r in enumerate(runs):
         ev, color = r["eval_curve"], f"C{i}"
         minutes = [e["minutes"] for e in ev]
-        left.plot(minutes, [100 * e["acc"] for e in ev], "o-", color=color, label=f"seed {r['seed']}: strict (task grade)")
+        left.plot(minutes, [100 * e["acc"] for e in ev], "o-", color=color, label=f"seed {r['seed']}: strict (task "
+                                                                                  "grade)")
         left.plot(minutes, [100 * e["lenient_acc"] for e in ev], "x--", color=color, alpha=0.6,
                   label=f"seed {r['seed']}: lenient (last number)")
         steps, rewards = [x["step"] for x in r["reward_curve"]], [x["reward"] for x in r["reward_curve"]]

@@ -56,7 +56,8 @@ def main() -> None:
     before = results.pop("before")  # one model before RL: every seed shares its sample
     summary = compare({name: (before, after) for name, after in results.items()}, ks, args.n, temperature, True)
     for row in summary["per_seed"]:
-        print(row["seed"], "  ".join(f"{m}@{k}: {d['before']:.2f}->{d['after']:.2f} [{d['ci95'][0]:+.2f},{d['ci95'][1]:+.2f}]"
+        print(row["seed"], "  ".join(f"{m}@{k}: {d['before']:.2f}->{d['after']:.2f} "
+                                     f"[{d['ci95'][0]:+.2f},{d['ci95'][1]:+.2f}]"
                                      for m in ("pass", "maj") for k, d in row[m].items()))
     report(summary, out)
 
@@ -65,7 +66,8 @@ def report(summary: dict, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     plot(summary, out / "pass_maj_vs_k.png")
     for key, g in summary["gain_over_seeds"].items():
-        print(f"{key}: gain {g['mean']:+.3f}, 95% CI over seeds and problems [{g['ci95'][0]:+.3f}, {g['ci95'][1]:+.3f}]")
+        print(f"{key}: gain {g['mean']:+.3f}, 95% CI over seeds and problems [{g['ci95'][0]:+.3f}, "
+              f"{g['ci95'][1]:+.3f}]")
     print(f"wrote {out / 'summary.json'} and {out / 'pass_maj_vs_k.png'}")
 
 
@@ -162,7 +164,8 @@ def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, te
     first = next(iter(pairs.values()))
     return {"n": n, "problems": len(first[0]["rows"]), "temperature": temperature, "grade": "lenient",
             "shared_before": shared_before, "method": METHOD,
-            "before": {f"{m}@{k}": float(np.mean([sum(per_problem(b, k, m)) / len(b["rows"]) for b, _ in pairs.values()]))
+            "before": {f"{m}@{k}": float(np.mean([sum(per_problem(b, k, m)) / len(b["rows"])
+                                                  for b, _ in pairs.values()]))
                        for m in ("pass", "maj") for k in ks},
             "per_seed": per_seed, "gain_over_seeds": over}
 

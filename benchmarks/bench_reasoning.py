@@ -160,8 +160,10 @@ def print_table(summary: dict) -> None:
               f"{fmt(s['pass@1']):>15} | {s['wall_min']:.1f} min")
     g = summary["gain_pass@1_lenient"]
     ci = g["ci95_seeds"]
-    print(f"gain in lenient pass@1: {g['mean']:+.3f}" + (f", 95% CI over seeds [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "")
-          + ", over seeds and problems (stats.seeds_problems_interval) [{:+.3f}, {:+.3f}]".format(*g["ci95_seeds_x_problems"]))
+    print(f"gain in lenient pass@1: {g['mean']:+.3f}" + (f", 95% CI over seeds [{ci[0]:+.3f}, "
+                                                         f"{ci[1]:+.3f}]" if ci else "")
+          + ", over seeds and problems (stats.seeds_problems_interval) [{:+.3f}, "
+            "{:+.3f}]".format(*g["ci95_seeds_x_problems"]))
 
 
 def plot(runs: list[dict], path: Path, task: str) -> None:

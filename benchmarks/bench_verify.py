@@ -119,7 +119,8 @@ def measure(name: str, pairs: list[dict], tools: dict, repeats: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MATHRL_DATA_DIR", REPO.parent / "shared" / "data")))
+    ap.add_argument("--data", type=Path,
+                    default=Path(os.environ.get("MATHRL_DATA_DIR", REPO.parent / "shared" / "data")))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "verify")
     ap.add_argument("--sets", default="", help="comma-separated subset of the sets (default: all)")

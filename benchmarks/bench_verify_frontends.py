@@ -158,7 +158,8 @@ def main() -> None:
     from verify_pairs import form_pairs, load, math_pairs, table_pairs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path(os.environ.get("MATHRL_DATA_DIR", REPO.parent / "shared" / "data")))
+    ap.add_argument("--data", type=Path,
+                    default=Path(os.environ.get("MATHRL_DATA_DIR", REPO.parent / "shared" / "data")))
     ap.add_argument("--timeout", type=float, default=5.0)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "verify")
     args = ap.parse_args()

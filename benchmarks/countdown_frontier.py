@@ -24,7 +24,7 @@ OUT = Path("results/countdown")
 
 def evaluate(task: str, limit: int, n: int) -> None:
     import mathrl
-    from mathrl.costs import reuse_freed_memory
+    from mathrl.engine.host import reuse_freed_memory
 
     reuse_freed_memory()
     summary, rows = mathrl.evaluate("smollm2-135m", task, limit=limit, n=n, k_values=(1, n), progress=True)

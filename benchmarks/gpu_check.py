@@ -94,7 +94,8 @@ def run_config(model: Path, out: Path, device: str, steps: int, **extra):
 
     overrides = {"task": "arithmetic", "model": str(model), "output": str(out), "max_steps": steps,
                  "device": device, "dtype": "bfloat16", "lr": 1e-6, "eval_every": 0, "checkpoint_every": 0,
-                 "keep_checkpoints": 1, "samples_every": 1, "entropy_coef": 1e-3, "threads": 1 if device == "cpu" else 0,
+                 "keep_checkpoints": 1, "samples_every": 1, "entropy_coef": 1e-3,
+                 "threads": 1 if device == "cpu" else 0,
                  **BATCHES[device], **extra}
     return build_config("grpo", None, {k: str(v) for k, v in overrides.items()})
 

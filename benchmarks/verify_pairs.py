@@ -131,7 +131,8 @@ def math_pairs(rows: list[dict]) -> dict[str, list[dict]]:
 
 STYLES = [
     ("boxed in prose", "We simplify and check both cases. Therefore the answer is $\\boxed{{{a}}}$."),
-    ("Minerva final answer", "Solving gives the result.\nFinal Answer: The final answer is ${a}$. I hope it is correct."),
+    ("Minerva final answer", "Solving gives the result.\nFinal Answer: The final answer is ${a}$. I hope it is "
+                             "correct."),
     ("inline \\( \\)", "Putting the pieces together, the answer is \\({a}\\)."),
     ("display \\[ \\]", "Collecting terms, we get\n\\[{a}\\]"),
     ("bare expression", "{a}"),
@@ -190,9 +191,11 @@ FORMS = [
     ("x \\in interval", lambda g: f"x \\in {g}" if re.fullmatch(r"[(\[].*[)\]]", g) and "infty" in g else None),
     ("+\\infty", lambda g: g.replace("\\infty)", "+\\infty)") if "\\infty)" in g else None),
     ("\\dfrac / \\tfrac", lambda g: g.replace("\\frac", "\\tfrac") if "\\frac" in g else None),
-    ("\\sqrt{n} -> \\sqrt n", lambda g: re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt\1", g) if re.search(r"\\sqrt\{\d\}", g) else None),
+    ("\\sqrt{n} -> \\sqrt "
+     "n", lambda g: re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt\1", g) if re.search(r"\\sqrt\{\d\}", g) else None),
     ("mixed number", _mixed),
-    ("-\\frac{a}{b} -> -a/b", lambda g: re.sub(r"^-\\frac\{(\d+)\}\{(\d+)\}$", r"-\1/\2", g) if g.startswith("-\\frac") else None),
+    ("-\\frac{a}{b} -> -a/b",
+     lambda g: re.sub(r"^-\\frac\{(\d+)\}\{(\d+)\}$", r"-\1/\2", g) if g.startswith("-\\frac") else None),
     ("thousands 2{,}500", lambda g: f"{int(g):,}".replace(",", "{,}") if re.fullmatch(r"\d{4,}", g) else None),
     ("thousands 2\\,500", lambda g: f"{int(g):,}".replace(",", "\\,") if re.fullmatch(r"\d{4,}", g) else None),
     ("thousands 2 500", lambda g: f"{int(g):,}".replace(",", " ") if re.fullmatch(r"\d{5,}", g) else None),
@@ -204,8 +207,9 @@ FORMS = [
     ("equation rhs", lambda g: re.sub(r"^[a-z]\s*=\s*", "", g) if re.match(r"^[a-z]\s*=", g) else None),
     ("expression as f(x) =", lambda g: f"f(x) = {g}" if re.search(r"(?<![a-z\\])x(?![a-z])", g)
         and not re.search(r"[,=]|\\(?:text|mbox|begin)", g) else None),
-    ("vector as tuple", lambda g: "(" + ", ".join(x.strip() for x in re.findall(r"[^\\&]+?(?=\\\\|\\end)", g.split("}", 1)[1]))
-        + ")" if re.fullmatch(r"\\begin\{pmatrix\}[^&]*\\end\{pmatrix\}", g) else None),
+    ("vector as tuple", lambda g: "(" + ", ".join(
+        x.strip() for x in re.findall(r"[^\\&]+?(?=\\\\|\\end)", g.split("}", 1)[1])) + ")"
+        if re.fullmatch(r"\\begin\{pmatrix\}[^&]*\\end\{pmatrix\}", g) else None),
     ("pmatrix -> bmatrix", lambda g: g.replace("pmatrix", "bmatrix") if "pmatrix" in g else None),
 ]
 

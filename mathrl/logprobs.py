@@ -106,7 +106,8 @@ def _predicting_logits(model, ids, mask, prompt_len: int, with_hidden: bool):
         cache = pre[CACHE_KEY]
         config = getattr(model, "module", model).config
         inputs = dict(output_hidden_states=with_hidden, use_cache=True, **{CACHE_KEY: cache})
-        grid = torch.arange(n, device=ids.device)[:, None] * width + torch.arange(1, width, device=ids.device)  # (n, w-1)
+        # (n, w-1)
+        grid = torch.arange(n, device=ids.device)[:, None] * width + torch.arange(1, width, device=ids.device)
         if ids.device.type == "cpu" and can_pack(config, mask[:, prompt_len:]):  # no padding columns
             layout = pack(inverse, len(prompts), ids[:, prompt_len:-1], pos[:, prompt_len:-1], mask[:, :prompt_len],
                           mask[:, prompt_len + 1:].sum(-1))

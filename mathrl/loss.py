@@ -264,7 +264,8 @@ def mismatch_stats(train_logp: torch.Tensor, sample_logp: torch.Tensor, mask: to
     diff = (train_logp.detach().float() - sample_logp.float())[m]  # (n_tokens,)
     ratio = diff.exp()  # (n_tokens,)
     q = torch.quantile(ratio, torch.tensor([0.05, 0.5, 0.95], dtype=ratio.dtype, device=ratio.device)).tolist()
-    return {"rollout/logp_abs_diff_mean": float(diff.abs().mean()), "rollout/logp_abs_diff_max": float(diff.abs().max()),
+    return {"rollout/logp_abs_diff_mean": float(diff.abs().mean()),
+            "rollout/logp_abs_diff_max": float(diff.abs().max()),
             "rollout/is_ratio_p05": q[0], "rollout/is_ratio_p50": q[1], "rollout/is_ratio_p95": q[2],
             # the fraction the issue quotes for bf16 chunking on a 0.5B model (~8%)
             "rollout/is_ratio_off_10pct_frac": float(((ratio < 0.9) | (ratio > 1.1)).float().mean())}

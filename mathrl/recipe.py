@@ -30,7 +30,8 @@ class Passes:
     """The model passes one training step runs (compute.py's accounting, in one place)."""
 
     generate: bool  # sampling G completions per prompt (SFT trains on given solutions instead)
-    forward: int  # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old, or for the KL in the reward)
+    # no-grad forward passes over the batch: reference log-probs, pi_old (and V_old, or for the KL in the reward)
+    forward: int
     train: int  # forward + backward passes over the batch: one per epoch (mu)
 
     @property
@@ -41,7 +42,8 @@ class Passes:
     def flops(self, n_params: int, prompt_tokens: float, generated_tokens: float, batch_tokens: float) -> float:
         """compute.py's formulas: batch_tokens = prompt + completion tokens of the trained rows."""
         gen = generation_flops(n_params, prompt_tokens, generated_tokens) if self.generate else 0.0
-        return gen + forward_flops(n_params, batch_tokens) * self.forward + train_flops(n_params, batch_tokens) * self.train
+        return (gen + forward_flops(n_params, batch_tokens) * self.forward
+                + train_flops(n_params, batch_tokens) * self.train)
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,8 @@ class Recipe:
     rollout_from_reference: bool  # offline: the frozen reference (the initial model) samples, not the policy
     needs_reference: bool  # a frozen reference exists (KL term, offline rollouts or eval_kl=true; LoRA: the base)
     reference_pass: bool  # the reference's log-probs are computed every step (for the KL term)
-    needs_old_pass: bool  # pi_old (and V_old) forward before the update: mu * minibatches > 1 with a ratio, or a value head
+    # pi_old (and V_old) forward before the update: mu * minibatches > 1 with a ratio, or a value head
+    needs_old_pass: bool
     learns_value: bool  # PPO: a value head is trained beside the policy (its estimator reads V_old)
     advantage: Estimator  # advantage.ADVANTAGES entry (with adv_std's division); SFT: advantage.LIKELIHOOD
     policy_loss: Callable  # loss.POLICY_LOSSES entry: fn(logp, old_logp, adv, eps_low, eps_high)

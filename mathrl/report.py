@@ -2,8 +2,9 @@
 
 Runs are grouped by (algo, task, model) from config.json, so that only seeds of the same
 experiment are pooled; a group's number is the mean over its seeds with a 95% Student-t
-interval (stats.t_interval); the claims between groups are in claims.py. Every run is also listed on its own. A value a run lacks is
-shown as "—" and left out of its group's mean (the table then says how many runs it pools).
+interval (stats.t_interval); the claims between groups are in claims.py. Every run is also
+listed on its own. A value a run lacks is shown as "—" and left out of its group's mean (the
+table then says how many runs it pools).
 
 Inputs read (see results.py): config.json keys algo, task, model, seed; metrics.jsonl keys
 step, eval/<task>/acc, eval/<task>/kl_k3, flops/cumulative, time/cumulative_s, reward/mean,
@@ -217,7 +218,8 @@ def render_markdown(
             acc += f" ± {r['final_acc_stderr']:.3f} (se)"
         run_rows.append([
             r["name"], r["algo"], r["task"], short_model(r["model"]), str(r["seed"]), acc,
-            _fmt_num(r["final_acc_lenient"], "acc"), _fmt_num(r["best_acc"], "acc"), _fmt_num(r["pass_at"].get(kp), "acc"),
+            _fmt_num(r["final_acc_lenient"], "acc"), _fmt_num(r["best_acc"], "acc"),
+            _fmt_num(r["pass_at"].get(kp), "acc"),
             _fmt_num(r["maj_at"].get(km), "acc"), _fmt_num(r["kl_drift"], "kl"),
             _fmt_num(r["flops"], "flops"), _fmt_num(r["wall_s"], "seconds"),
         ])  # fmt: skip

@@ -44,7 +44,8 @@ def shaped_rewards(grades: list[Grade], lengths: torch.Tensor, max_len: int, for
                    overlong_buffer: int = 0, overlong_coef: float = 1.0) -> tuple[torch.Tensor, dict[str, float]]:
     """The reward of each completion and the metrics that explain it."""
     correct = base_rewards(grades)  # (N,)
-    rewards = correct + format_bonus(grades, format_reward) + overlong_penalty(lengths, max_len, overlong_buffer, overlong_coef)
+    rewards = (correct + format_bonus(grades, format_reward)
+               + overlong_penalty(lengths, max_len, overlong_buffer, overlong_coef))  # (N,)
     rewards, n_bad = sanitize(rewards)
     n = max(len(grades), 1)
     stats = {

@@ -184,7 +184,8 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     params += list(value_head.parameters()) if value_head is not None else []
     optimizer = adamw(params, cfg.lr, cfg.weight_decay)
     warmup = max(cfg.warmup_steps, 0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
+                                                  lambda s: min(1.0, (s + 1) / (warmup + 1)) if warmup else 1.0)
     model, optimizer = accelerator.prepare(model, optimizer)
     mark_sharded_for_generation(accelerator, model)
     if value_head is not None:

@@ -85,7 +85,7 @@ def reset_reference(state: RunState) -> None:
 
 
 def train_step(state: RunState) -> dict[str, float]:
-    cfg, meter = state.cfg, state.meter
+    meter = state.meter
     # ---- 1. sample prompts, 2. roll out G completions each ------------------------------------
     problems = state.sampler.next(state.prompts_per_rank)  # this rank's share of the B prompts
     with meter.phase("rollout"):

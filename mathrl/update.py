@@ -208,7 +208,8 @@ def policy_update(model, value_head, optimizer, scheduler, accelerator, batch, i
                 skipped += 1
             optimizer.zero_grad(set_to_none=True)
             n_terms += 1
-        if hp.target_kl > 0 and float(accelerator.reduce(torch.tensor(mb_kl, device=loss.device), "mean")) > hp.target_kl:
+        if hp.target_kl > 0 and (float(accelerator.reduce(torch.tensor(mb_kl, device=loss.device), "mean"))
+                                 > hp.target_kl):
             break
     scheduler.step()
     stats = {k: v / max(n_terms, 1) for k, v in sums.items()}

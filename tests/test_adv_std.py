@@ -54,7 +54,8 @@ def test_the_named_estimators_are_points_of_the_grid():
 def test_combinations_without_a_meaning_are_refused_with_the_reason():
     with pytest.raises(ConfigError, match="no baseline"):
         Recipe.from_config(build_config("online_rft", None, {"adv_std": "group"}))
-    assert Recipe.from_config(build_config("online_rft", None, {"adv_std": "none"})).advantage is ADVANTAGES["online_rft"]
+    online_rft = Recipe.from_config(build_config("online_rft", None, {"adv_std": "none"}))
+    assert online_rft.advantage is ADVANTAGES["online_rft"]
     with pytest.raises(ConfigError, match="gae normalises its own"):
         Recipe.from_config(build_config("ppo", None, {"adv_std": "batch"}))
     with pytest.raises(ConfigError, match="process normalises its own"):

@@ -84,11 +84,11 @@ def ref_gae(rewards, values, mask, gamma, lam):
     adv = [[0.0] * t_len for _ in range(n)]
     for i in range(n):
         length = int(sum(mask[i]))
-        for t in range(length):  # Â_t = Σ_l (γλ)^l δ_{t+l}, written as the sum, not the recursion
-            for l in range(length - t):
-                v_next = values[i][t + l + 1] if t + l + 1 < length else 0.0
-                delta = rewards[i][t + l] + gamma * v_next - values[i][t + l]
-                adv[i][t] += (gamma * lam) ** l * delta
+        for t in range(length):  # Â_t = Σ_k (γλ)^k δ_{t+k}, written as the sum, not the recursion
+            for k in range(length - t):
+                v_next = values[i][t + k + 1] if t + k + 1 < length else 0.0
+                delta = rewards[i][t + k] + gamma * v_next - values[i][t + k]
+                adv[i][t] += (gamma * lam) ** k * delta
     ret = [[adv[i][t] + (values[i][t] if mask[i][t] else 0.0) for t in range(t_len)] for i in range(n)]
     return adv, ret
 

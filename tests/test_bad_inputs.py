@@ -87,7 +87,8 @@ CASES = {
     "folder that is no model": (lambda w: _args(w, "--model", str(w / "not_a_model")), "without config.json"),
     "malformed config YAML": (lambda w: _args(w, "--config", str(w / "bad.yaml")), "malformed YAML"),
     "config YAML not a mapping": (lambda w: _args(w, "--config", str(w / "list.yaml")), "expected a mapping"),
-    "config YAML unknown key": (lambda w: _args(w, "--config", str(w / "unknown.yaml")), "unknown config key(s) learning_rate"),
+    "config YAML unknown key": (lambda w: _args(w, "--config", str(w / "unknown.yaml")), "unknown config key(s) "
+                                                                                         "learning_rate"),
     "config YAML null and empty keys": (lambda w: _args(w, "--config", str(w / "null_key.yaml")),
                                         "unknown config key(s) None, ''"),
     "config file missing": (lambda w: _args(w, "--config", str(w / "none.yaml")), "config file not found"),
@@ -99,8 +100,10 @@ CASES = {
     "records that are not objects": (lambda w: _args(w, task="notrecords"), "notrecords.jsonl: line 1 is a JSON list"),
     "missing field, named by line": (lambda w: _args(w, task="nofield3"), "nofield3.jsonl: line 4 (task 'nofield3'"),
     "JSONL line not UTF-8": (lambda w: _args(w, task="badutf8"), "badutf8.jsonl: line 2 is not UTF-8"),
-    "null gold answer": (lambda w: _args(w, task="badgold"), "badgold.jsonl: line 2 (task 'badgold', split 'train'): field 'a' is empty"),
-    "CSV row with too few cells": (lambda w: _args(w, task="shortcsv"), "shortcsv.csv: line 3 has 1 fields, the header has 2"),
+    "null gold answer": (lambda w: _args(w, task="badgold"), "badgold.jsonl: line 2 (task 'badgold', split 'train'): "
+                                                             "field 'a' is empty"),
+    "CSV row with too few cells": (lambda w: _args(w, task="shortcsv"), "shortcsv.csv: line 3 has 1 fields, the header "
+                                                                        "has 2"),
     "CSV row with too many cells": (lambda w: _args(w, task="longcsv"), "longcsv.csv: line 2 has 3 fields"),
     "malformed .json data": (lambda w: _args(w, task="badjson"), "badjson.json: line 2 is not valid JSON"),
     ".json record not an object": (lambda w: _args(w, task="jsonnotobj"), "jsonnotobj.json: record 1 is a JSON int"),
@@ -116,14 +119,16 @@ CASES = {
     "NaN lr": (lambda w: _args(w, "--set", "lr=nan"), "lr must be > 0"),
     "group_size 1 with GRPO": (lambda w: _args(w, "--set", "group_size=1"), "set group_size >= 2"),
     "max_new_tokens 0": (lambda w: _args(w, "--set", "max_new_tokens=0"), "max_new_tokens must be >= 1"),
-    "--set key that does not exist": (lambda w: _args(w, "--set", "learning_rate=1e-5"), "unknown config key 'learning_rate'"),
+    "--set key that does not exist": (lambda w: _args(w, "--set", "learning_rate=1e-5"), "unknown config key "
+                                                                                         "'learning_rate'"),
     "--set without =": (lambda w: _args(w, "--set", "lr"), "--set expects key=value"),
     "--set of the wrong type": (lambda w: _args(w, "--set", "group_size=four"), "group_size expects a int"),
     "--max-steps 0": (lambda w: _args(w, "--max-steps", "0"), "max_steps must be >= 1"),
     "minibatches not dividing": (lambda w: _args(w, "--set", "minibatches=3"), "must divide the batch size"),
     "unknown kl_estimator": (lambda w: _args(w, "--set", "kl_estimator=k9"), "kl_estimator must be one of"),
     "task_config for a file task": (lambda w: _args(w, "--set", "task_config={digits: 2}"), "task_config given"),
-    "--resume of a folder that is no run": (lambda w: ["run", "--resume", str(w / "empty_dir")], "is not a run directory"),
+    "--resume of a folder that is no "
+    "run": (lambda w: ["run", "--resume", str(w / "empty_dir")], "is not a run directory"),
     "--resume of a damaged config.json": (lambda w: ["run", "--resume", str(w / "damaged_run")], "is not valid JSON"),
 }
 
@@ -169,7 +174,8 @@ def test_subprocess_exit_code_and_debug_traceback(world):
     plain = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert plain.returncode == 2
     assert plain.stderr.strip() == ("mathrl: error: unknown algorithm 'ppo2'; choose one of grpo, grpo_ps, dr_grpo, "
-                                    "dapo, rloo, reinforce_pp, ppo, online_rft, offline_rft, sft, gspo, cispo, reinforce")
+                                    "dapo, rloo, reinforce_pp, ppo, online_rft, offline_rft, sft, gspo, cispo, "
+                                    "reinforce")
     debug = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, timeout=120)
     assert debug.returncode != 0 and "Traceback" in debug.stderr and "ConfigError" in debug.stderr
     assert not (world / "out").exists()

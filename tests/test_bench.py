@@ -107,7 +107,8 @@ def test_rollout_with_a_shared_prompt_cache_samples_the_same_tokens(tiny, monkey
         torch.manual_seed(1)
         outs.append(hf_generate(model, tokenizer, PROBLEMS, 4, 12, greedy=greedy, max_rows=6))  # chunks split groups
     assert outs[0].completions == outs[1].completions
-    assert torch.equal(outs[0].input_ids, outs[1].input_ids) and torch.equal(outs[0].attention_mask, outs[1].attention_mask)
+    assert torch.equal(outs[0].input_ids, outs[1].input_ids)
+    assert torch.equal(outs[0].attention_mask, outs[1].attention_mask)
 
 
 def test_shared_prompt_cache_holds_one_row_per_sample(tiny):

@@ -30,7 +30,8 @@ def transformers_last_logits(model, ids, mask):
 def run_decoder(model, ids, mask, steps: list[torch.Tensor]) -> list[torch.Tensor]:
     """Logits of the prefill and of each decode step feeding `steps` (each (n,) tokens)."""
     dec = decoder_for(model)
-    cache = KVCache(dec, ids.shape[0], ids.shape[1] + len(steps), torch.zeros(ids.shape).masked_fill(mask == 0, -torch.inf))
+    bias = torch.zeros(ids.shape).masked_fill(mask == 0, -torch.inf)
+    cache = KVCache(dec, ids.shape[0], ids.shape[1] + len(steps), bias)
     pos = positions(mask)
     with torch.no_grad():
         out = [dec.forward(ids, pos, cache)]

@@ -118,7 +118,8 @@ def test_what_mathrl_cannot_run_sharded_is_refused_before_anything_is_built():
 
     from mathrl.distributed import check_sharding_supported
 
-    fsdp, ddp = SimpleNamespace(distributed_type=DistributedType.FSDP), SimpleNamespace(distributed_type=DistributedType.MULTI_GPU)
+    fsdp = SimpleNamespace(distributed_type=DistributedType.FSDP)
+    ddp = SimpleNamespace(distributed_type=DistributedType.MULTI_GPU)
     with pytest.raises(ConfigError, match="LoRA"):
         check_sharding_supported(fsdp, lora=True, value_head=False, rollout="hf")
     with pytest.raises(ConfigError, match="value head"):

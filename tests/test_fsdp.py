@@ -58,7 +58,8 @@ main()
 
 # float32: the tolerances below are float32 rounding; under bf16 autocast (the CPU default) DDP's
 # prefix-shared log-prob pass and FSDP's plain one differ by bf16 rounding (k1 drift 1.6% apart).
-SETS = {"dtype": "float32", "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 8, "eval_limit": 2, "eval_every": 1,
+SETS = {"dtype": "float32", "prompts_per_step": 4, "group_size": 4, "max_new_tokens": 8, "eval_limit": 2,
+        "eval_every": 1,
         "lr": "1e-3", "samples_every": 1, "format_reward": 0.5, "threads": 1, "checkpoint_every": 1,
         "keep_checkpoints": 5}
 

@@ -213,7 +213,8 @@ def test_trainer_survives_hostile_completions(tmp_path, hostile_tasks, canary, m
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     trained = [r for r in rows if "reward/mean" in r]
     assert len(trained) == 2 and all(r["reward/nonfinite"] == 0 and math.isfinite(r["loss/policy"]) for r in trained)
-    samples = [json.loads(x) for p in sorted((run / "samples").glob("train-*.jsonl")) for x in p.read_text().splitlines()]
+    samples = [json.loads(x) for p in sorted((run / "samples").glob("train-*.jsonl"))
+               for x in p.read_text().splitlines()]
     assert len(samples) == len(served) == 16 and all(math.isfinite(s["reward"]) for s in samples)
     # written as produced; a lone surrogate (no UTF-8 form) is written as U+FFFD
     assert all(s["completion"] == t for s, t in zip(samples, served) if not any(0xD800 <= ord(c) < 0xE000 for c in t))
@@ -263,7 +264,8 @@ def _fuzzed_text(data, base: dict, keys: list[str]) -> str:
     text = yaml.safe_dump(tree, allow_unicode=True, sort_keys=False)
     if data.draw(st.integers(0, 4)) == 0:  # syntax: cut short, or a stray YAML character
         cut = data.draw(st.integers(0, len(text)))
-        text = text[:cut] + data.draw(st.sampled_from(["", ":", "{", "[", "- ", "&a", "*b", "!!python/object:os.system", "\t", "'"]))
+        text = text[:cut] + data.draw(st.sampled_from(["", ":", "{", "[", "- ", "&a", "*b", "!!python/object:os.system",
+                                                        "\t", "'"]))
     return text
 
 
@@ -312,7 +314,8 @@ def _task_test(examples: int, name: str):
         from mathrl.cli import app
 
         folder = tmp_path_factory.mktemp("task")
-        (folder / "digit.jsonl").write_text("".join(json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(5)))
+        rows = (json.dumps({"q": f"Say {d}", "a": str(d)}) + "\n" for d in range(5))
+        (folder / "digit.jsonl").write_text("".join(rows))
         base = yaml.safe_load(DIGIT_TASK)
         keys = sorted({*base, "include", "gold", "solution", "fields.solution", "split_seed"})
         (folder / "t.yaml").write_text(_fuzzed_text(data, base, keys))
@@ -334,8 +337,8 @@ def _suite_test(examples: int, name: str):
         folder = tmp_path_factory.mktemp("suite")
         base = yaml.safe_load((Path(__file__).parents[1] / "evals" / "smoke.yaml").read_text())
         (folder / "s.yaml").write_text(_fuzzed_text(data, base, sorted({*base, *FIELDS, "budget"})))
-        result = CliRunner().invoke(app, ["compare", str(folder / "s.yaml"), "--dry-run", "--output", str(folder / "out"),
-                                          "--quiet"])
+        result = CliRunner().invoke(app, ["compare", str(folder / "s.yaml"), "--dry-run",
+                                          "--output", str(folder / "out"), "--quiet"])
         _clean_exit(result)
         _count(name)
     return test

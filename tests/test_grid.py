@@ -102,5 +102,6 @@ def test_a_killed_compare_takes_its_workers_with_it(tmp_path):
     alive = [w for w in workers if os.path.exists(f"/proc/{w}")]
     while alive and time.time() < deadline:
         time.sleep(0.5)
-        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
+        alive = [w for w in workers
+                 if os.path.exists(f"/proc/{w}") and "Z" not in open(f"/proc/{w}/stat").read().split()[2]]
     assert not alive

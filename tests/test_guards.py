@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import TINY, comparable, tiny_run
+from conftest import TINY, tiny_run
 from typer.testing import CliRunner
 
 import mathrl.reward

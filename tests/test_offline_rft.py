@@ -31,7 +31,8 @@ def completions(run_dir):
 def final_weights(run_dir):
     from transformers import AutoModelForCausalLM
 
-    return {n: p.detach().clone() for n, p in AutoModelForCausalLM.from_pretrained(run_dir / "final").named_parameters()}
+    model = AutoModelForCausalLM.from_pretrained(run_dir / "final")
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
 
 
 def test_offline_rft_is_sft_on_the_correct_samples_of_a_frozen_model():

@@ -171,7 +171,8 @@ def test_pairwise_differences_claim_an_order_only_when_the_ci_excludes_zero(tmp_
     assert rows["grpo − ppo (t)"][8] == "not resolved at this power"
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert summary["pairwise"]["metric"] == "final_acc" and summary["warm_start"][0]["algo"] == "sft"
-    assert all("p_holm" in r and "p" in r for r in summary["pairwise"]["rows"]) and len(summary["pairwise"]["rows"]) == 3
+    rows = summary["pairwise"]["rows"]
+    assert all("p_holm" in r and "p" in r for r in rows) and len(rows) == 3
     assert "Student-t" in summary["pairwise"]["method"]
     legend_labels = [g["label"] for g in summary["groups"]]
     assert legend_labels == ["grpo", "sft", "ppo"]  # curves are named by algorithm, not by a run path

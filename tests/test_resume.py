@@ -6,7 +6,6 @@ between any two runs). The shared helpers (the digit task, `TINY`, `tiny_run`) a
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -24,9 +23,7 @@ import mathrl.train
 from conftest import TINY, comparable, tiny_config, tiny_run, write_digit_task  # noqa: F401
 from mathrl.checkpoint import COMPLETE, Interrupted, list_checkpoints, load_latest, save_checkpoint
 from mathrl.cli import app
-from mathrl.config import build_config
 from mathrl.results import RunDir
-from mathrl.train import train
 
 def count_steps(monkeypatch) -> list[int]:
     """Patch train_step to record how many steps actually ran (proves a resume skipped some)."""
@@ -220,7 +217,8 @@ def _kill_at(cmd: list[str], run: Path, trigger: str, new_steps: int, delay: flo
     ckpts = list_checkpoints(run / "checkpoints")
     torn = (run / "metrics.jsonl").is_file() and not (run / "metrics.jsonl").read_bytes().endswith(b"\n")
     mid_write = any((run / "checkpoints").glob(".tmp-*"))
-    where = f"{trigger} trigger: last logged step {_last_step(run)}, newest checkpoint {ckpts[-1].name if ckpts else None}"
+    newest = ckpts[-1].name if ckpts else None
+    where = f"{trigger} trigger: last logged step {_last_step(run)}, newest checkpoint {newest}"
     return where + (", torn metrics line" if torn else "") + (", checkpoint write in progress" if mid_write else "")
 
 
@@ -258,7 +256,8 @@ def test_sigterm_to_a_real_process_saves_exits_143_and_resume_repeats_the_run(tm
     run = tmp_path / "run"
     sets = [a for k, v in {**TINY, "checkpoint_every": "0"}.items() for a in ("--set", f"{k}={v}")]
     proc = subprocess.Popen(_cli("--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run),
-                                 "--max-steps", "4", *sets), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 "--max-steps", "4", *sets),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while proc.poll() is None and _last_step(run) < 1 and time.monotonic() < deadline:
         time.sleep(0.01)

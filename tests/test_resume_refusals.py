@@ -140,9 +140,9 @@ def test_a_second_sigterm_before_any_checkpoint_names_none(tmp_path, digit_tasks
 
     monkeypatch.setattr(mathrl.train, "train_step", twice_in_step_2)
     run = tmp_path / "run"
-    sets = {**TINY, "checkpoint_every": "0"}
+    sets = [a for k, v in {**TINY, "checkpoint_every": "0"}.items() for a in ("--set", f"{k}={v}")]
     result = CliRunner().invoke(app, ["run", "--task", "digit", "--tasks-dir", str(digit_tasks), "--output", str(run),
-                                      "--max-steps", "3", "--quiet", *[a for k, v in sets.items() for a in ("--set", f"{k}={v}")]])
+                                      "--max-steps", "3", "--quiet", *sets])
     assert result.exit_code == 143 and not list_checkpoints(run / "checkpoints"), result.output
     assert len(errors(result)) == 1 and "no checkpoint was saved" in errors(result)[0], result.stderr
     assert f"--resume {run} --restart" in errors(result)[0]

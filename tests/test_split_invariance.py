@@ -55,7 +55,8 @@ def params_for(family: str, mode: str, micro: int, minibatches: int) -> UpdatePa
     return UpdateParams(
         policy_loss=POLICY_LOSSES["reinforce" if family == "sft" else "clip"], temperature=0.7, clip_eps_low=0.2,
         clip_eps_high=0.28, kl=KL_ESTIMATORS["k3"] if family in ("grpo", "dr_grpo") else None, kl_coef=0.05,
-        kl_grad_at_reference=False, loss_agg=AGGREGATIONS[mode], token_weighted=mode == "token_mean", max_new_tokens=MAX_LEN,
+        kl_grad_at_reference=False, loss_agg=AGGREGATIONS[mode], token_weighted=mode == "token_mean",
+        max_new_tokens=MAX_LEN,
         entropy_coef=0.01 if family == "ppo" else 0.0, vf_coef=0.5, value_clip_eps=0.2,
         ppo_epochs=1, minibatches=minibatches, micro_batch_size=micro, max_grad_norm=1e9)
 
@@ -261,7 +262,8 @@ def test_the_old_logprobs_stand_in_for_a_reference_equal_to_the_policy(tmp_path,
         ref = inputs.old_logp
     with_pass = UpdateInputs(inputs.advantages, inputs.mask, inputs.old_logp, ref_logp=ref)
     without = UpdateInputs(inputs.advantages, inputs.mask, inputs.old_logp, ref_is_old=True)
-    (want, want_stats), (got, got_stats) = (run_update(model, head, batch, i, hp, accelerator) for i in (with_pass, without))
+    (want, want_stats), (got, got_stats) = (run_update(model, head, batch, i, hp, accelerator)
+                                            for i in (with_pass, without))
     assert len(got) == minibatches and "kl/mean" in got_stats
     for g, w in zip(got, want):
         assert_close(g, w, torch.float64, "ref_is_old")

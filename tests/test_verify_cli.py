@@ -49,7 +49,8 @@ def test_errors_are_one_line_and_exit_2(args, message):
 
 
 @pytest.mark.parametrize("bad, message", [(b'{oops', "not valid JSON"),
-                                          (b'{"pred": "\xff", "gold": "1"}', "not valid UTF-8 (byte 0xff at column 11)")])
+                                          (b'{"pred": "\xff", "gold": "1"}', "not valid UTF-8 (byte 0xff at column "
+                                                                             "11)")])
 def test_malformed_input_names_the_file_and_line(tmp_path, bad, message):
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b'{"pred": "1", "gold": "1"}\n' + bad + b"\n")
@@ -69,7 +70,8 @@ def test_verify_command_does_not_import_torch_or_sympy():
 @pytest.mark.parametrize("args, out", [
     (["verify", "--raw", "Final Answer: the smallest $k$ is 7.", "7"], "equal (equal, extracted: 7)"),
     (["verify", "--raw", "so x = \\boxed{2} or x = \\boxed{3}", "$\\{2, 3\\}$"], "equal (equal, extracted: 2, 3)"),
-    (["verify", "--raw", "\\frac{y}{5}+\\frac{3}{5}", "5"], "not equal (not_equal, extracted: \\frac{y}{5}+\\frac{3}{5})"),
+    (["verify", "--raw", "\\frac{y}{5}+\\frac{3}{5}", "5"], "not equal (not_equal, extracted: "
+                                                            "\\frac{y}{5}+\\frac{3}{5})"),
     (["verify", "--raw", "no answer here", "5"], "not equal (no_answer, extracted: None)"),
     (["verify", "Answer: $12$", "\\boxed{12}"], "equal (equal)"),  # extracted mode still unwraps
 ])

@@ -15,7 +15,8 @@ CASES = {
     "boxed": [
         ("so \\boxed{5}.", "5"), ("\\boxed{\\frac{1}{2}}", "\\frac{1}{2}"),
         ("\\boxed{1} then \\boxed{2}", "2"), ("\\fbox{7}", "7"), ("\\boxed 5", "5"),
-        ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"), ("\\boxed{\\left( 3, \\frac{\\pi}{2} \\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+        ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"), ("\\boxed{\\left( 3, \\frac{\\pi}{2} "
+                                              "\\right)}", "\\left( 3, \\frac{\\pi}{2} \\right)"),
         ("\\boxed{3} and a truncated \\boxed{\\frac{1", "3"), ("\\boxed{}", None), ("no box", None),
         ("$\\boxed{x^{2}}$", "x^{2}"), ("\\boxed{\\text{(C)}}", "\\text{(C)}"),
     ],

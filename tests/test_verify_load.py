@@ -106,5 +106,6 @@ def test_ten_thousand_completions_with_slow_and_crashing_ones_never_hang(pool):
     slow = [SLOW in g for g in golds]  # the injected ten, and a plain number that happens to hold 7771
     crash = [CRASH in g and not s for g, s in zip(golds, slow)]
     assert reasons == ["timeout" if s else "too_large" if c else "equal" for s, c in zip(slow, crash)]
-    print(f"\n{n} completions ({sum(slow)} slow, {sum(crash)} crashing) graded with 2 workers in {time.monotonic() - start:.1f} s, "
+    print(f"\n{n} completions ({sum(slow)} slow, {sum(crash)} crashing) graded with 2 workers in "
+          f"{time.monotonic() - start:.1f} s, "
           f"{pool.stats()['restarts']} worker restarts")

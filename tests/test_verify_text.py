@@ -13,22 +13,26 @@ from mathrl.verify.prose import free_text, is_prose, spans
 # (completion, the answer `auto` extracts)
 EXTRACTED = {
     "free_text": [
-        ("\\frac{y}{5}+\\frac{3}{5}", "\\frac{y}{5}+\\frac{3}{5}"), ("x^2+1", "x^2+1"), ("(2, +\\infty)", "(2, +\\infty)"),
-        ("-1 \\le x \\le 4", "-1 \\le x \\le 4"), ("$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$", "$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$"),
+        ("\\frac{y}{5}+\\frac{3}{5}", "\\frac{y}{5}+\\frac{3}{5}"), ("x^2+1", "x^2+1"),
+        ("(2, +\\infty)", "(2, +\\infty)"),
+        ("-1 \\le x \\le 4", "-1 \\le x \\le 4"),
+        ("$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$", "$$\\begin{pmatrix}1\\\\2\\end{pmatrix}$$"),
         ("2x = 4\nx = 2", "x = 2"), ("\\text{even}", "\\text{even}"), ("7.", "7"),
         # plain arithmetic answers with its last number, as before free text (GSM8K, lenient grades)
         ("7 + 2 = 9 + 1 = 10", "10"), ("3 + 4 = 7", "7"), ("$$8 + 12$$", "8 + 12"), ("69 = 4 + 10", "10"),
         ("29 + 47 ≈ 76", "76"), ("13 + 20 = x", "20"), ("y = 2x + 1", "y = 2x + 1"), ("2^{10} = 1024", "1024"),
     ],
     "prose": [
-        ("The range is $[-1, 4]$.", "[-1, 4]"), ("We get \\(x=3\\).", "x=3"), ("Thus \\[\\frac{1}{2}\\]", "\\frac{1}{2}"),
+        ("The range is $[-1, 4]$.", "[-1, 4]"), ("We get \\(x=3\\).", "x=3"),
+        ("Thus \\[\\frac{1}{2}\\]", "\\frac{1}{2}"),
         ("The probability is $\\frac{3}{8}$, so we are done.", "\\frac{3}{8}"),
         ("The solutions are $x=2$ and $x=3$.", "x=2, x=3"), ("so the roots are $-1$, $4$", "-1, 4"),
         ("Hence $k$ must be 7", "7"), ("The total is 2,500.75€.", "2,500.75"), ("In total 2.500,75 EUR", "2.500,75"),
         ("She earns $18 and spends $5 a day, so 13 remain", "13"), ("It costs \\$5 and $x$ is 3", "3"),
     ],
     "phrases": [
-        ("Final Answer: the smallest $k$ is 7.", "7"), ("Answer $ 12 $", "12"), ("The answer is $\\frac{1}{2}$.", "$\\frac{1}{2}$"),
+        ("Final Answer: the smallest $k$ is 7.", "7"), ("Answer $ 12 $", "12"),
+        ("The answer is $\\frac{1}{2}$.", "$\\frac{1}{2}$"),
         ("The answer is (B).", "(B)"), ("The answer is \\textbf{(C)}", "\\textbf{(C)}"),
         ("Final Answer: The final answer is $3$. I hope it is correct.", "$3$"), ("The answer is 5 apples.", "5"),
     ],

@@ -42,7 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emptyset": ("op", "empty"), "varnothing": ("op", "empty"),
     "langle": ("op", "("), "rangle": ("op", ")"),
     "lvert": ("op", "|"), "rvert": ("op", "|"), "vert": ("op", "|"), "mid": ("op", "|"),
-    "{": ("op", "\\{"), "}": ("op", "\\}"), "lbrace": ("op", "\\{"), "rbrace": ("op", "\\}"), "\\": ("op", "row"), "%": ("op", "%"),
+    "{": ("op", "\\{"), "}": ("op", "\\}"), "lbrace": ("op", "\\{"), "rbrace": ("op", "\\}"), "\\": ("op", "row"),
+    "%": ("op", "%"),
     "|": ("op", "|"),
 }
 _SKIPPED_COMMANDS = frozenset({",", "!", ";", ":", " ", "displaystyle", "left", "right", "angle"})

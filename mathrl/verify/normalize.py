@@ -208,7 +208,8 @@ def _whitespace(s: str) -> str:
 
 
 RULES = [_unicode, _outer, _sizing, _thousands, _spacing, _repeating, _aliases, _degrees, _text,
-         _set_builder, _conjunctions, _money_percent, _short_args, _base_subscript, _units, _punctuation, _outer, _whitespace]
+         _set_builder, _conjunctions, _money_percent, _short_args, _base_subscript, _units, _punctuation, _outer,
+         _whitespace]
 
 _PLAIN_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
 
