@@ -10,7 +10,7 @@ A front end would replace mathrl's lexer + parser, so both sides get mathrl's no
 first and the front end parses the normalised strings; two parses are equal when SymPy says
 so (`a == b`, else `simplify(a - b) == 0`). mathrl itself is `compare()`. Pairs: the extracted-
 answer pairs of bench_verify (math_rewrite, math_perturb, math_forms, mathrl's tables), and the
-adversarial inputs of tests/test_verify_adversarial.py (time to a verdict, and kills).
+adversarial inputs of tests/verify/test_adversarial.py (time to a verdict, and kills).
 Writes <out>/frontends.json.
 """
 
@@ -136,8 +136,8 @@ def accuracy(child: Child, pairs: list[dict], timeout: float) -> dict:
 
 
 def safety(child: Child, timeout: float) -> dict:
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_verify_adversarial import BOMBS  # noqa: E402 - the tests' hostile inputs
+    sys.path.insert(0, str(REPO / "tests" / "verify"))
+    from test_adversarial import BOMBS  # noqa: E402 - the tests' hostile inputs
 
     out = {}
     for name in FRONTENDS:

@@ -8,9 +8,9 @@
                    the same completion around the perturbed gold: raw text, extracted by each tool
     math_forms     every MATH-500 gold vs each issue-13 respelling that applies to it (intervals as
                    inequalities, mixed numbers, thousands styles, decimal commas, delimiters ...)
-    tables         mathrl's own category tables (tests/test_verify_categories.py, test_verify_text.py):
+    tables         mathrl's own category tables (tests/verify/test_categories.py, tests/verify/test_text.py):
                    written for mathrl, so they show where math-verify differs, not who is better
-    families       issue 25's table (tests/test_verify_families.py): raw completion vs gold, both
+    families       issue 25's table (tests/verify/test_families.py): raw completion vs gold, both
                    as the grader receives them (whole solutions, chains, several parts, labels ...)
 """
 
@@ -236,9 +236,9 @@ def form_pairs(rows: list[dict]) -> list[dict]:
 # ---- mathrl's own tables ----------------------------------------------------------------------
 
 def table_pairs() -> list[dict]:
-    sys.path.insert(0, str(REPO / "tests"))
-    import test_verify_categories as cats  # noqa: E402 - the tests are the single source
-    import test_verify_text as text  # noqa: E402
+    sys.path.insert(0, str(REPO / "tests" / "verify"))
+    import test_categories as cats  # noqa: E402 - the tests are the single source
+    import test_text as text  # noqa: E402
 
     pairs = [{"pred": p, "gold": g, "expected": exp, "family": cat}
              for exp, table in ((True, cats.EQUAL), (False, cats.NOT_EQUAL))
@@ -248,8 +248,8 @@ def table_pairs() -> list[dict]:
 
 
 def family_pairs() -> list[dict]:
-    sys.path.insert(0, str(REPO / "tests"))
-    import test_verify_families as fams  # noqa: E402 - the test is the single source
+    sys.path.insert(0, str(REPO / "tests" / "verify"))
+    import test_families as fams  # noqa: E402 - the test is the single source
 
     return [{"completion": c, "gold": g, "expected": ok, "family": family, "gold_raw": "$" in g or "\\boxed" in g}
             for family, rows in fams.FAMILIES.items() for c, g, ok in rows]

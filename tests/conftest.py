@@ -104,8 +104,13 @@ def tiny_run(digit_tasks: Path, out: Path, algo: str = "grpo", steps: int = 4, r
     return train(tiny_config(digit_tasks, out, algo, steps, **extra), progress=False, resume=out if resume else None)
 
 
-def comparable(run_dir: Path) -> list[dict]:
-    """metrics.jsonl rows without the timing keys (the only ones allowed to differ)."""
+def metric_rows(run_dir: Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl, in order."""
     from mathrl.results import RunDir
 
-    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in RunDir(run_dir).read_metrics()]
+    return RunDir(run_dir).read_metrics()
+
+
+def comparable(run_dir: Path) -> list[dict]:
+    """metrics.jsonl rows without the timing keys (the only ones allowed to differ)."""
+    return [{k: v for k, v in row.items() if not k.startswith("time/")} for row in metric_rows(run_dir)]

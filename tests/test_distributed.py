@@ -23,7 +23,7 @@ from unittest import mock
 
 import pytest
 
-from conftest import REPO, write_digit_task
+from conftest import REPO, metric_rows, write_digit_task
 from mathrl.config import ConfigError, build_config
 from mathrl.distributed import check_shardable
 from mathrl.sampler import PromptSampler
@@ -182,10 +182,6 @@ def _launch(cmd: list[str], tmp: Path) -> subprocess.CompletedProcess:
     return done
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def _samples(run: Path, step: int) -> list[dict]:
     return [json.loads(x) for x in (run / "samples" / f"train-step-{step:06d}.jsonl").read_text().splitlines()]
 
@@ -204,7 +200,7 @@ def test_two_process_ddp_run_matches_one_process_where_it_must(tmp_path):
     assert hashes[0] == hashes[1]
     assert json.loads((two / "config.json").read_text())["resolved"]["world_size"] == 2
     # logs are written once: one row per step (plus the step-0 and final evals), no duplicates
-    rows_one, rows_two = _rows(one), _rows(two)
+    rows_one, rows_two = metric_rows(one), metric_rows(two)
     assert [r["step"] for r in rows_two if "reward/mean" in r] == list(range(1, STEPS + 1))
     assert len(rows_two) == len(rows_one) == STEPS + 2
     steps_one = [r for r in rows_one if "reward/mean" in r]

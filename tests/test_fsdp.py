@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_digit_task
+from conftest import metric_rows, write_digit_task
 from test_distributed import CONFIGS, _free_port, _launch
 
 # After training, each rank generates a different number of tokens without being told to stay in
@@ -73,10 +73,6 @@ def _train_then_resume(tmp: Path, config: str, out: Path) -> None:
              "--max-steps", "3", "--quiet"], tmp)
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
     from transformers import AutoModelForCausalLM
 
@@ -94,7 +90,7 @@ def test_fsdp_on_two_cpu_processes_matches_ddp_and_resumes(tmp_path):
     # the FSDP run really was sharded, and resumed to step 3 without repeating a step
     record = json.loads((fsdp / "config.json").read_text())
     assert record["resolved"]["world_size"] == 2
-    rows_ddp, rows_fsdp = _rows(ddp), _rows(fsdp)
+    rows_ddp, rows_fsdp = metric_rows(ddp), metric_rows(fsdp)
     assert [r["step"] for r in rows_fsdp if "reward/mean" in r] == [1, 2, 3]
     assert len(rows_fsdp) == len(rows_ddp)
     # ---- the same run: equal rewards and samples, losses within rounding ------------------------

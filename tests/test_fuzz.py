@@ -23,7 +23,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from conftest import DIGIT_TASK, tiny_run
+from conftest import DIGIT_TASK, metric_rows, tiny_run
 
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import ROLLOUTS
@@ -210,7 +210,7 @@ def test_trainer_survives_hostile_completions(tmp_path, hostile_tasks, canary, m
 
     monkeypatch.setitem(ROLLOUTS, "hf", lambda: hostile_rollout)  # a backend factory
     run = tiny_run(hostile_tasks, tmp_path / algo, algo, steps=2, task="hostile", eval_limit=0, checkpoint_every=0)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run)
     trained = [r for r in rows if "reward/mean" in r]
     assert len(trained) == 2 and all(r["reward/nonfinite"] == 0 and math.isfinite(r["loss/policy"]) for r in trained)
     samples = [json.loads(x) for p in sorted((run / "samples").glob("train-*.jsonl"))

@@ -8,6 +8,7 @@ import json
 import pytest
 import yaml
 
+from conftest import metric_rows
 from mathrl.compare import compare
 from mathrl.grid import split_threads
 
@@ -19,7 +20,7 @@ SUITE = {"name": "grid-test", "version": 1, "description": "two tiny GRPO runs",
 
 
 def _metrics(run_dir):
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run_dir)
     return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
 
 

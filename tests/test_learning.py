@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import needs_smollm2
+from conftest import metric_rows, needs_smollm2
 
 from mathrl.config import build_config
 from mathrl.train import train
@@ -24,7 +24,7 @@ def test_grpo_raises_reward_and_held_out_accuracy_on_easy_arithmetic(tmp_path):
                  "group_size": 8, "max_new_tokens": 32, "lr": 2e-5, "eval_every": 0, "eval_limit": 40,
                  "eval_kl": False, "save_final": False, "samples_every": 0, "output": str(tmp_path / "run")}
     run_dir = train(build_config("grpo", None, overrides), progress=False)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run_dir)
     rewards = [r["reward/mean"] for r in rows if "reward/mean" in r]
     accs = [r["eval/arithmetic-1shot/acc"] for r in rows if "eval/arithmetic-1shot/acc" in r]
     # step 1 samples the untrained policy, which rarely writes `#### N` (bench: reward 0.2-0.3)

@@ -4,13 +4,12 @@ reference is the same module with its adapters switched off — never a second c
 from __future__ import annotations
 
 import gc
-import json
 import math
 
 import pytest
 import torch
 
-from conftest import write_digit_task
+from conftest import metric_rows, write_digit_task
 from mathrl.config import build_config
 from mathrl.run_state import build_run_state
 from mathrl.train import train, train_step
@@ -60,7 +59,7 @@ def test_lora_run_from_the_config_key_finishes_with_finite_kl_and_a_merged_final
     run_dir = train(build_config("grpo", None, {**LORA, "tasks_dir": str(write_digit_task(tmp_path)),
                                                 "output": str(tmp_path / "run"), "max_steps": "2",
                                                 "save_final": "true"}), progress=False)
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run_dir)
     assert [r["step"] for r in rows if "kl/mean" in r] == [1, 2]
     assert all(math.isfinite(r["kl/mean"]) for r in rows if "kl/mean" in r)
     evals = [r for r in rows if "eval/digit/kl_k3" in r]  # eval_kl: drift from the adapter-free base

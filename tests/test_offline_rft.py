@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import write_digit_task
+from conftest import metric_rows, write_digit_task
 from mathrl.config import build_config
 from mathrl.recipe import Recipe
 from mathrl.train import train
@@ -57,7 +57,7 @@ def test_the_policy_learns_but_the_samples_stay_those_of_the_initial_model(tmp_p
     assert len(a) == 3 and a == b
     wa, wb = final_weights(slow), final_weights(fast)
     assert any(not torch.equal(wa[n], wb[n]) for n in wa)  # the two policies did move apart
-    rows = [json.loads(x) for x in (fast / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(fast)
     assert all(r["optim/steps"] == 1 for r in rows if "optim/steps" in r)  # correct samples were trained on
     online = completions(run(tmp_path, "online_rft", "1e-3")), completions(run(tmp_path, "online_rft", "3e-2"))
     assert online[0][0] == online[1][0] and online[0][1:] != online[1][1:]

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import write_digit_task
+from conftest import metric_rows, write_digit_task
 from mathrl.advantage import ADVANTAGES, LIKELIHOOD
 from mathrl.config import ConfigError, build_config
 from mathrl.loss import KL_ESTIMATORS, POLICY_LOSSES
@@ -136,7 +136,7 @@ def test_iterative_rl_resets_the_reference_to_the_policy(tmp_path):
     assert any(not torch.equal(saved["model"][k], initial[k]) for k in initial)  # the policy moved
     ref = saved["ref_model"]  # under CPU mixed precision its matmul weights are the policy's bf16 casts
     assert all(torch.equal(ref[k], saved["model"][k].to(ref[k].dtype)) for k in saved["model"])
-    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run)
     assert [r["step"] for r in rows if "loss/policy" in r] == [1, 2]
 
 

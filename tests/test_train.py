@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from conftest import metric_rows
 from mathrl.config import build_config
 from mathrl.presets import PRESETS
 from mathrl.train import train
@@ -30,7 +31,7 @@ def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path,
     config = json.loads((run_dir / "config.json").read_text())
     assert config["algo"] == "grpo" and config["resolved"]["task"] == "digit@1"
     assert "torch" in json.dumps(config["environment"])
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run_dir)
     steps = [r for r in rows if "reward/mean" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
     for key in ["reward/mean", "reward/std", "loss/policy", "kl/mean", "adv/zero_std_frac", "rollout/len_mean",
@@ -53,7 +54,7 @@ def test_grpo_run_writes_the_run_directory_and_changes_every_parameter(tmp_path,
 @pytest.mark.parametrize("algo", sorted(PRESETS))
 def test_every_preset_runs_two_steps(tmp_path, digit_tasks, algo):
     run_dir = run(tmp_path, digit_tasks, algo, steps=2, eval_every="0", checkpoint_every="0", eval_limit="2")
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    rows = metric_rows(run_dir)
     trained = [r for r in rows if "loss/policy" in r]
     assert len(trained) == 2 and all(r["loss/policy"] == r["loss/policy"] for r in trained)  # not NaN
     if algo == "ppo":

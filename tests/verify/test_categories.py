@@ -4,7 +4,7 @@ Rows are (pred, gold), written by hand from the answer conventions of MATH / MAT
 (`\\frac{3}{56}`, `\\text{(C)}`, `(-\\infty,-2)\\cup(2,\\infty)`, `\\$32,\\!348`) and of NuminaMath
 solutions (`\\boxed{B}`, `(1,+\\infty)`, `\\{x|x>1\\}`, `a_n=2n-1`, `m \\geqslant 2`), and from the
 ways models restate them. NOT_EQUAL rows are the near misses a lax checker would accept.
-Raw completions (extraction, prose, several boxes) are in test_verify_text.py.
+Raw completions (extraction, prose, several boxes) are in tests/verify/test_text.py.
 """
 
 import pytest
