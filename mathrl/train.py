@@ -29,13 +29,13 @@ from mathrl.config import ConfigError, RunConfig
 from mathrl.costs import announce_costs
 from mathrl.distributed import (full_model_state, gather_objects, gather_rows, global_step_metrics, local_rows,
                                 mean_over_ranks)
+from mathrl.evaluate import run_eval
 from mathrl.logprobs import completion_logprobs
 from mathrl.loss import mismatch_stats
 from mathrl.metrics import explained_variance
+from mathrl.results import write_samples
 from mathrl.reward import shaped_rewards
 from mathrl.rollout import merge_groups, teacher_forced_batch
-from mathrl.evaluate import run_eval
-from mathrl.results import write_samples
 from mathrl.run_state import RunState, build_run_state, finish_run
 from mathrl.tracking import ProgressBar
 from mathrl.types import Batch
