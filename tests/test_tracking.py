@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 from pathlib import Path
 from unittest import mock
 
 import pytest
+from tqdm import tqdm
 
 from conftest import write_digit_task
 from mathrl.config import ConfigError, build_config
-from mathrl.tracking import accelerator_kwargs, hparams, init_kwargs, scalars
+from mathrl.tracking import ProgressBar, accelerator_kwargs, hparams, init_kwargs, scalars
 from mathrl.train import train
 
 needs_tensorboard = pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
@@ -119,3 +121,14 @@ def test_tensorboard_holds_the_metrics_of_metrics_jsonl_also_after_a_resume(tmp_
     assert [s for s, _ in again["reward/mean"]] == [1, 2, 3]
     assert_same_series(tensorboard_series(run), again)
     assert (run / "tensorboard" / "mathrl").is_dir() and not (run / "wandb").exists()
+
+
+def test_warnings_print_through_tqdm_while_the_progress_bar_is_open(monkeypatch):
+    """A health warning written mid-bar would split the bar's line: tqdm.write clears it first."""
+    written = []
+    monkeypatch.setattr(tqdm, "write", classmethod(lambda cls, s, file=None, end="\n", nolock=False: written.append(s)))
+    with ProgressBar(total=2, initial=0, enabled=True) as bar:
+        logging.getLogger("mathrl.health").warning("mathrl: WARNING (step 1): something")
+        bar.update({"reward/mean": 0.5})
+    logging.getLogger("mathrl.health").warning("after the bar")  # handlers restored: not through tqdm
+    assert written == ["mathrl: WARNING (step 1): something"]
