@@ -40,7 +40,7 @@ def test_offline_rft_is_sft_on_the_correct_samples_of_a_frozen_model():
     assert r.rollout_from_reference and r.needs_reference and not r.reference_pass  # no KL term, but a sampler
     assert not r.needs_old_pass and r.passes.generate and r.passes.forward == 0
     rewards = torch.tensor([1.0, 0.0, 0.5, -0.25])  # correct, wrong, format bonus only counts as > 0, penalty
-    adv = r.advantage(rewards, 4)  # I(o) of DeepSeekMath Eq. 10
+    adv = r.advantage.outcome(rewards, 4)  # I(o) of DeepSeekMath Eq. 10
     logp = torch.tensor([[-1.0, -2.0], [-3.0, -4.0], [-0.5, -0.5], [-1.5, -1.5]])  # (4, 2)
     loss, low, high = r.policy_loss(logp, logp - 0.3, adv, torch.ones(4, 2), 0.2, 0.2)
     # -I(o) log p: the wrong and penalised samples contribute nothing; no ratio (old_logp is ignored)
