@@ -2,7 +2,7 @@
 
     python benchmarks/bench_checkpoint_hash.py --output results/reliability/hash_cost.json
 
-The state is what run_state.checkpoint_state saves: the model's fp32 weights and AdamW's two
+The state is what checkpoint.checkpoint_state saves: the model's fp32 weights and AdamW's two
 moment buffers after one step (random weights of SmolLM2-135M's shape, a config written here:
 no download), about 1.6 GB. Alternating in one process, each repeat times:
   * checkpoint.save_checkpoint with hashes switched off (torch.save, marker, fsyncs: a

@@ -25,12 +25,14 @@ import platform
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from mathrl.distributed import gather_objects
+from mathrl.presets import PRESETS
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -294,3 +296,22 @@ def write_samples(state, batch, rewards) -> None:
     rows = gather_objects(state.accelerator, rows)  # every rank's rows: the file holds the whole global batch
     if state.accelerator.is_main_process:
         state.run.write_samples(f"train-step-{state.step + 1:06d}", rows)
+
+
+def default_run_dir(cfg) -> Path:
+    """runs/<algo>-<task>-<model>-s<seed>-<time>."""
+    model = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model.replace("/", "_")
+    return Path("runs") / f"{cfg.algo}-{Path(cfg.task).stem}-{model}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run_config_record(state) -> dict[str, Any]:
+    """config.json: the resolved config, what was derived from it, the preset's first line and the environment."""
+    cfg, task = state.cfg, state.task
+    return {**cfg.to_dict(), "resolved": {
+        "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
+        "micro_batch_size": state.micro_batch_size,
+        "task": task.ref, "n_train_problems": len(state.train_problems),
+        "n_eval_problems": len(state.eval_problems), "n_params_flop": state.n_params,
+        "world_size": state.accelerator.num_processes, "device": str(state.device)},
+        "preset_doc": (PRESETS[cfg.algo].__doc__ or "").strip().splitlines()[0],
+        "environment": environment_info()}

@@ -23,7 +23,7 @@ from typing import Any
 
 from mathrl.config import FIELDS, RunConfig
 from mathrl.recipe import Recipe
-from mathrl.results import RunDir, to_json
+from mathrl.results import RunDir, run_config_record, to_json
 
 # Cannot change the steps already logged: the length of the run, the cadence of logging, evals
 # and checkpoints, trackers, and the CPU thread count (a machine setting: a requeued job may land
@@ -58,7 +58,7 @@ def config_changes(run: RunDir, cfg: RunConfig, allow: bool) -> dict[str, list]:
         return {}
     listed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
     fixed = [k for k in changes if k in FIXED]
-    if not fixed and Recipe.from_config(cfg).value_head != Recipe.from_config(_config(old)).value_head:
+    if not fixed and Recipe.from_config(cfg).learns_value != Recipe.from_config(_config(old)).learns_value:
         fixed = ["the value head (advantage)"]
     if fixed:
         raise ConfigChanged(f"--resume {run.path}: {listed}; {', '.join(fixed)} cannot change on resume, even with "
@@ -121,3 +121,12 @@ def set_aside(run: RunDir, aside: Path) -> None:
             shutil.move(str(path), str(aside / path.name))
     print(f"mathrl: --restart: the previous results of {run.path} are in {aside}; starting from step 0",
           file=sys.stderr)
+
+
+def apply_changes(state, changes: dict) -> None:
+    """--allow-config-change: the changed settings in force from the resumed step on, and recorded."""
+    if not changes:
+        return
+    apply_optimizer_settings(state.optimizer, state.scheduler, state.cfg)  # the checkpoint restored the old ones
+    if state.accelerator.is_main_process:
+        state.run.write_config(record_changes(run_config_record(state), state.run.read_config(), changes, state.step))

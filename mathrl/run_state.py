@@ -29,15 +29,15 @@ from mathrl.evaluate import run_eval
 from mathrl.health import Health
 from mathrl.models import frozen_copy, load_model, reference_context, save_final
 from mathrl.recipe import Recipe
-from mathrl.results import RunDir, environment_info, is_run_dir
-from mathrl.resume import apply_optimizer_settings, config_changes, record_changes
+from mathrl.results import RunDir, default_run_dir, is_run_dir, run_config_record
+from mathrl.resume import apply_changes, config_changes
 from mathrl.rollout import ROLLOUTS
 from mathrl.rollout_vllm import VLLMRollout
 from mathrl.run_lock import DirLock, lock_run_dir
 from mathrl.sampler import ProblemSampler, PromptSampler
 from mathrl.tasks import Task, get_task
 from mathrl.types import Problem
-from mathrl.update import UpdateParams
+from mathrl.update import UpdateParams, adamw
 
 
 @dataclass
@@ -105,10 +105,6 @@ class RunState:
         tracking.log(self.accelerator, metrics)  # report_to: the same row to TensorBoard / W&B / trackio
         self.last_metrics = metrics
 
-def default_run_dir(cfg: RunConfig) -> Path:
-    model = Path(cfg.model).name if Path(cfg.model).exists() else cfg.model.replace("/", "_")
-    return Path("runs") / f"{cfg.algo}-{Path(cfg.task).stem}-{model}-s{cfg.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
-
 
 def _device(cfg: RunConfig) -> str:
     if cfg.device == "auto":
@@ -116,13 +112,6 @@ def _device(cfg: RunConfig) -> str:
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device=cuda but no CUDA GPU is visible; use --set device=cpu")
     return cfg.device
-
-
-def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with torch's fused kernel where every parameter is a plain CPU or CUDA tensor (the
-    fastest here, results/bench/speed2.md); sharded (DTensor) parameters keep the default."""
-    plain = all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=plain or None)
 
 
 def build_run_state(cfg: RunConfig, resume: str | Path | None = None, allow_config_change: bool = False,
@@ -229,29 +218,6 @@ def _build_run_state(cfg: RunConfig, resume, accelerator, run_path: Path, change
     history = state.run.read_metrics() if resume and accelerator.is_main_process else None
     tracking.start(accelerator, cfg.report_to, run_path, cfg.to_dict(), history)
     return state
-
-
-def run_config_record(state: RunState) -> dict[str, Any]:
-    from mathrl.presets import PRESETS
-
-    cfg, task = state.cfg, state.task
-    return {**cfg.to_dict(), "resolved": {
-        "max_new_tokens": state.max_new_tokens, "overlong_buffer": state.overlong_buffer,
-        "micro_batch_size": state.micro_batch_size,
-        "task": task.ref, "n_train_problems": len(state.train_problems),
-        "n_eval_problems": len(state.eval_problems), "n_params_flop": state.n_params,
-        "world_size": state.accelerator.num_processes, "device": str(state.device)},
-        "preset_doc": (PRESETS[cfg.algo].__doc__ or "").strip().splitlines()[0],
-        "environment": environment_info()}
-
-
-def apply_changes(state: RunState, changes: dict) -> None:
-    """--allow-config-change: the changed settings in force from the resumed step on, and recorded."""
-    if not changes:
-        return
-    apply_optimizer_settings(state.optimizer, state.scheduler, state.cfg)  # the checkpoint restored the old ones
-    if state.accelerator.is_main_process:
-        state.run.write_config(record_changes(run_config_record(state), state.run.read_config(), changes, state.step))
 
 
 def finish_run(state: RunState) -> Path:

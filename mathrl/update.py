@@ -238,3 +238,9 @@ def _select(batch, inputs: UpdateInputs, idx: torch.Tensor):
                              ref_is_old=inputs.ref_is_old)
     return mb_batch, mb_inputs
 
+
+def adamw(params: list[torch.nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where every parameter is a plain CPU or CUDA tensor (the
+    fastest here, results/bench/speed2.md); sharded (DTensor) parameters keep the default."""
+    plain = all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=plain or None)

@@ -67,14 +67,15 @@ def test_train_and_evaluate_are_modules_that_run_their_function_when_called(monk
 
 def test_a_registered_advantage_is_usable_by_name(monkeypatch):
     import mathrl
+    from mathrl.advantage import outcome
     from mathrl.recipe import Recipe
 
     def mean_baseline(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
         groups = rewards.view(-1, group_size)  # (B, G)
         return (groups - groups.mean(-1, keepdim=True)).view(-1)  # (N,)
 
-    monkeypatch.setitem(mathrl.ADVANTAGES, "mean_baseline", mean_baseline)
+    monkeypatch.setitem(mathrl.ADVANTAGES, "mean_baseline", outcome(mean_baseline, grouped=True))
     cfg = mathrl.build_config("grpo", overrides={"advantage": "mean_baseline", "model": "tiny"})
     recipe = Recipe.from_config(cfg)
-    adv = recipe.advantage(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2)
+    adv = recipe.advantage.outcome(torch.tensor([1.0, 0.0, 0.0, 0.0]), 2)
     assert adv.tolist() == [0.5, -0.5, 0.0, 0.0]

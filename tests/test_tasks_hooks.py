@@ -19,7 +19,7 @@ from mathrl.tasks import TaskSpecError, get_task
 from mathrl.tasks.hooks import HookError
 from mathrl.types import Problem
 
-SLACK = 3.0  # seconds beyond the timeout on a loaded machine (as in test_verify_adversarial)
+SLACK = 3.0  # seconds beyond the timeout on a loaded machine (as in verify/test_adversarial.py)
 
 HOOK = '''
 import os, time
@@ -212,7 +212,7 @@ def test_reasoning_gyms_own_scorer_runs_model_text(tmp_path):
 
 
 def test_hostile_completions_through_the_countdown_hook_are_safe(tmp_path):
-    from test_verify_adversarial import BOMBS, TEXT_BOMBS
+    from verify.test_adversarial import BOMBS, TEXT_BOMBS
 
     task = get_task("countdown")
     timeout = task.spec["grader"]["timeout"]
