@@ -56,7 +56,8 @@ def main() -> None:
                                                                "claims": out}, indent=2) + "\n")
     for c in out:
         if "mean" in c:
-            print(f"{c['claim']}: {c['mean']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], Holm p {c['p_holm']:.3g}: "
+            print(f"{c['claim']}: {c['mean']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}], Holm p "
+                  f"{c['p_holm']:.3g}: "
                   f"{c['verdict']}")
 
 

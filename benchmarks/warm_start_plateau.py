@@ -38,7 +38,8 @@ def main() -> None:
     out = args.output or args.run.parent.parent / "warm_start.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"fitted change over steps {tail[0]}-{tail[-1]}: {change:+.4f} (criterion < {args.gain}): "
-          f"{'plateau' if result['plateau'] else 'still rising'}; pass@1 {result['tail_min']:.3f}-{result['tail_max']:.3f}")
+          f"{'plateau' if result['plateau'] else 'still rising'}; pass@1 "
+          f"{result['tail_min']:.3f}-{result['tail_max']:.3f}")
 
 
 if __name__ == "__main__":

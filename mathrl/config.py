@@ -88,7 +88,7 @@ class RunConfig:
     ppo_epochs: int = 1  # mu: optimisation passes over each rollout batch
     target_kl: float = 0.0  # stop the mu epochs once kl/old_new (logged: mean (r-1) - log r) passes it (cleanrl); 0: never
     minibatches: int = 1  # minibatches per pass (one optimizer step each)
-    micro_batch_size: int = 0  # rows per forward/backward chunk (memory knob, not semantics); 0: auto, by the model's size (costs.choose_micro_batch)
+    micro_batch_size: int = 0  # rows per forward/backward chunk (memory knob, not semantics); 0: auto, by the model's size (engine.host.choose_micro_batch)
     ref_reset_every: int = 0  # iterative RL: reference <- policy every N steps (0: never)
     lora_rank: int = 0  # >0 trains LoRA adapters (peft); the reference is the adapter-free base
     lora_alpha: float | None = None  # LoRA alpha; None: 2 * rank

@@ -26,7 +26,7 @@ def announce_costs(state) -> None:
     cal = calibrate_decode(policy, state.tokenizer, prompts, cfg.group_size,
                            context=int(prompt_tokens) + state.max_new_tokens)
     cal["pass_s_per_row"] = calibrate_passes(state.model, state.tokenizer, prompts, cfg.group_size,
-                                             cfg.micro_batch_size, state.max_new_tokens)
+                                             state.micro_batch_size, state.max_new_tokens)
     passes = recipe.passes.forward_equivalents
     eval_rows = len(state.eval_problems) * (1 + cfg.eval_samples)
     est = estimate_costs(cal, state.max_new_tokens, passes, eval_rows,

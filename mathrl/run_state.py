@@ -60,7 +60,7 @@ class RunState:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     update_params: UpdateParams
     max_new_tokens: int
-    micro_batch_size: int  # rows per forward/backward chunk, resolved (costs.choose_micro_batch)
+    micro_batch_size: int  # rows per forward/backward chunk, resolved (engine.host.choose_micro_batch)
     overlong_buffer: int  # DAPO soft-overlong window, resolved against max_new_tokens
     sampler: ProblemSampler
     prompts_per_rank: int

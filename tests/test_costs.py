@@ -56,8 +56,8 @@ def test_busy_cores_sees_another_process_spinning_and_not_itself():
 
 REFAULTS = """
 import resource, sys, torch
-import mathrl.models  # as in a run, transformers is loaded first: in a bare torch process the heap
-# kept faulting its pages in even with the setting (16,384 faults a time, measured), with it 0
+import mathrl.costs  # as in a run, the trainer's modules (transformers among them) are loaded first: in a
+# bare torch process the heap kept faulting the pages in even with the setting (16,384 faults a time, measured)
 from mathrl.engine.host import reuse_freed_memory
 took = reuse_freed_memory()
 def faults_of_a_64_mib_tensor():

@@ -1,7 +1,7 @@
 """Process CPU seconds per part of a tiny bench step (16 x 8, 32 tokens, 1 thread), steps 3-8
 of one process: `OMP_NUM_THREADS=1 PYTHONPATH=<code> python cpu_breakdown.py` (speed6.md)."""
 import time, tempfile, collections, functools, torch
-import mathrl.update as U, mathrl.logprobs as LP, mathrl.train as T, mathrl.decoder as DEC, mathrl.rollout as R
+import mathrl.update as U, mathrl.logprobs as LP, mathrl.train as T, mathrl.engine.decoder as DEC, mathrl.rollout as R
 from mathrl.config import build_config
 from mathrl.run_state import build_run_state
 acc=collections.defaultdict(float)

@@ -1,12 +1,12 @@
 """CPU milliseconds of the tiny bench step's heaviest shapes, 1 thread (speed6.md): the packed
 attention of a log-prob pass (128 rows, 4 query / 2 KV heads, 32 queries, 89 keys, head dim 16),
-eager as mathrl runs it and SDPA, and one decode step of mathrl.decoder over 128 rows."""
+eager as mathrl runs it and SDPA, and one decode step of mathrl.engine.decoder over 128 rows."""
 import time
 
 import torch
 import torch.nn.functional as F
 
-from mathrl.decoder import Decoder, KVCache
+from mathrl.engine.decoder import Decoder, KVCache
 from mathrl.models import load_model
 
 torch.set_num_threads(1)
