@@ -31,8 +31,10 @@ SUITE = {"name": "bench-jobs", "version": 1, "description": "4 tiny GRPO runs fo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=2, help="alternating (jobs 1, jobs 2) pairs")
-    ap.add_argument("--threads", type=int, default=1, help="the suite's threads: a run's at --jobs 1, split at --jobs 2")
-    ap.add_argument("--steps", type=int, default=150, help="steps per run: long enough that a worker's start-up is small")
+    ap.add_argument("--threads", type=int, default=1, help="the suite's threads: a run's at --jobs 1, split at --jobs "
+                                                           "2")
+    ap.add_argument("--steps", type=int, default=150, help="steps per run: long enough that a worker's start-up is "
+                                                           "small")
     ap.add_argument("--output", type=Path, default=Path("results/bench/grid/jobs.json"))
     args = ap.parse_args()
     SUITE["common"]["threads"], SUITE["common"]["max_steps"] = args.threads, args.steps

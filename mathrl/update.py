@@ -88,7 +88,7 @@ def _micro_loss(model, value_head, batch, rows, inputs: UpdateInputs, hp: Update
     logp, mask = out["logp"], inputs.mask[rows]  # (n, T), (n, T)
     terms: dict[str, torch.Tensor] = {}
     old = logp.detach() if inputs.old_logp is None else inputs.old_logp[rows]  # (n, T)
-    if mismatch is not None and inputs.sample_logp is not None:  # first epoch: logp is pi_old
+    if mismatch is not None and inputs.sample_logp is not None:  # before the first optimizer step: logp is pi_old
         mismatch.append((old, inputs.sample_logp[rows], mask))
     per_token, low, high = hp.policy_loss(logp, old, inputs.advantages[rows], mask, hp.clip_eps_low, hp.clip_eps_high)
     if inputs.is_weights is not None:
