@@ -230,8 +230,8 @@ def calibrate_decode(model, tokenizer, problems, group_size: int, context: int =
     """Seconds of one prefill and of one decode step for len(problems) x group_size rows,
     measured on this machine now: short greedy decodes (1 and 9 tokens, EOS ignored so that
     every row runs every step, the faster of two each, after a warm-up), through the engine
-    the rollout will use. With
-    mathrl.engine.decoder and `context` > 0 also `attn_s_per_col`: the seconds a decode step spends
+    the rollout will use. With mathrl.engine.decoder and `context` > 0 also `attn_s_per_col`:
+    the seconds a decode step spends
     per row on each cached column (all layers), timed on a `context`-column cache, since
     attention, not the matmuls, dominates long GSM8K decodes. The caller's RNG stream is not touched."""
     from mathrl.engine.decoder import decoder_for, generate_rows
