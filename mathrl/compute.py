@@ -231,9 +231,9 @@ def calibrate_decode(model, tokenizer, problems, group_size: int, context: int =
     measured on this machine now: short greedy decodes (1 and 9 tokens, EOS ignored so that
     every row runs every step, the faster of two each, after a warm-up), through the engine
     the rollout will use. With mathrl.engine.decoder and `context` > 0 also `attn_s_per_col`:
-    the seconds a decode step spends
-    per row on each cached column (all layers), timed on a `context`-column cache, since
-    attention, not the matmuls, dominates long GSM8K decodes. The caller's RNG stream is not touched."""
+    the seconds a decode step spends per row on each cached column (all layers), timed on a
+    `context`-column cache, since attention, not the matmuls, dominates long GSM8K decodes.
+    The caller's RNG stream is not touched."""
     from mathrl.engine.decoder import decoder_for, generate_rows
     from mathrl.models import compute_precision
     from mathrl.rollout import decode, encode_prompts, left_pad
