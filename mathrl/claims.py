@@ -70,17 +70,16 @@ def claims(groups: list[dict], metric: str | None, alpha: float = 0.05, delta: f
     raw = []
     for g in groups:  # gains over each run's own start
         runs = sorted(g["runs"], key=lambda r: r["seed"])
-        raw.append(("gain", g["label"], "start", [r["seed"] for r in runs],
-                    [(scores(r, "final"), scores(r, START)) for r in runs]))
+        raw.append(("gain", g["label"], "start", [(scores(r, "final"), scores(r, START)) for r in runs]))
     for i, a in enumerate(groups):
         for b in groups[i + 1:]:
             by_seed = {r["seed"]: r for r in b["runs"]}
             shared = sorted(r["seed"] for r in a["runs"] if r["seed"] in by_seed)
             mine = {r["seed"]: r for r in a["runs"]}
-            raw.append(("difference", a["label"], b["label"], shared,
+            raw.append(("difference", a["label"], b["label"],
                         [(scores(mine[s], "final"), scores(by_seed[s], "final")) for s in shared]))
     rows, matrices = [], []
-    for kind, first, second, seeds, data in raw:
+    for kind, first, second, data in raw:
         x = _matrix(data)
         if x is None and metric is None:
             continue
