@@ -143,13 +143,23 @@ def test_executed_flops_count_each_groups_prompt_once_per_chunk():
 
 def test_bench_on_tiny_reports_phases_and_matches_the_trainers_flop_count():
     result = bench_step("tiny", prompts=2, samples=4, new_tokens=6, repeats=1, threads=1, log=lambda _: None)
-    m = result["median"]
-    assert m["wall_s"] > 0 and m["peak_flops_wall"] > 0 and m["peak_flops_cpu"] > 0
-    assert m["executed_flops"] < m["flops"]  # 4 samples share each prompt
+    m, n = result["median"], result["config"]["n_params_flop"]  # one step: its median is itself
+    prompt, generated = m["tokens_prompt"], m["tokens_generated"]  # 8 rows, each prompt counted per row
+    flops = {p: v["flops"] for p, v in m["phases"].items()}
+    assert flops == {"rollout": 2 * n * (prompt + generated), "reward": 0.0,
+                     "reference": 2 * n * (prompt + generated),  # beta = 0.04 > 0: a reference pass
+                     "old_logprobs": 0.0,  # mu = 1: pi_old is the current policy
+                     "update": 6 * n * (prompt + generated)}
+    assert m["flops"] == sum(flops.values())
+    # executed: each group's prompt once (one chunk of 8 rows), plus each row's last prompt token in the rollout
+    p = prompt / 8
+    assert m["phases"]["update"]["executed_flops"] == pytest.approx(6 * n * (2 * p + generated))
+    assert m["phases"]["rollout"]["executed_flops"] == pytest.approx(2 * n * (2 * (p - 1) + 8 + generated))
+    assert m["roofline_s"] == pytest.approx(m["flops"] / m["peak_flops_wall"])
     assert m["ratio"] == pytest.approx(m["wall_s"] / m["roofline_s"])
-    assert {"rollout", "reference", "old_logprobs", "update"} <= set(m["phases"])
-    assert m["phases"]["old_logprobs"]["flops"] == 0  # mu = 1: pi_old is the current policy
-    assert result["peak_rss_mib"] > 0
+    assert m["executed_ratio"] == pytest.approx(m["wall_s"] * m["peak_flops_wall"] / m["executed_flops"])
+    assert m["tokens_per_s"] == pytest.approx((prompt + generated) / m["wall_s"])
+    assert 0 < m["wall_s"] and result["peak_rss_mib"] > 0
 
 
 def test_bench_cli_explains_its_options_and_writes_json(tmp_path):
@@ -163,4 +173,11 @@ def test_bench_cli_explains_its_options_and_writes_json(tmp_path):
     done = runner.invoke(app, ["bench", "--model", "tiny", "--prompts", "2", "--samples", "2", "--new-tokens", "4",
                                "--repeats", "1", "--threads", "1", "--output", str(out)])
     assert done.exit_code == 0, done.output
-    assert "x roofline" in done.output and json.loads(out.read_text())["config"]["samples"] == 2
+    record = json.loads(out.read_text())
+    assert {k: record["config"][k] for k in ("model", "prompts", "samples", "new_tokens", "repeats")} == {
+        "model": "tiny", "prompts": 2, "samples": 2, "new_tokens": 4, "repeats": 1}
+    m = record["median"]
+    assert m["flops"] == sum(v["flops"] for v in m["phases"].values())
+    # the printed step row is the record's: wall seconds and GFLOP as the table rounds them
+    step_row = next(line.split() for line in done.output.splitlines() if line.startswith(f"{'step':<13}"))
+    assert step_row[1] == f"{m['wall_s']:.2f}" and step_row[3] == f"{m['flops'] / 1e9:.1f}"

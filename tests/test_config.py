@@ -75,9 +75,14 @@ def test_describe_fields_documents_every_field():
     assert all(len(line.split(None, 2)) == 3 for line in text.splitlines()), "a field lacks its comment"
 
 
-def test_required_field_names_exist():
-    for name in ["algo", "task", "model", "seed", "max_steps", "prompts_per_step", "group_size",
-                 "max_new_tokens", "temperature", "top_p", "lr", "kl_coef", "kl_estimator", "clip_eps_low",
-                 "clip_eps_high", "ppo_epochs", "checkpoint_every", "eval_every"]:
-        assert name in FIELDS
-    assert RunConfig().finalize().batch_size == 64  # the main job: 8 prompts x 8 samples
+def test_the_main_jobs_defaults():
+    """`mathrl run` with no option: the README's main job (GRPO on arithmetic-add2, 8 x 8 samples)."""
+    defaults = {"algo": "grpo", "task": "arithmetic-add2", "model": "smollm2-135m", "seed": 0, "max_steps": 8,
+                "prompts_per_step": 8, "group_size": 8, "max_new_tokens": None, "temperature": 1.0, "top_p": 1.0,
+                "lr": 1e-5, "kl_coef": 0.04, "kl_estimator": "k3", "clip_eps_low": 0.2, "clip_eps_high": 0.2,
+                "ppo_epochs": 1, "checkpoint_every": 0, "eval_every": 4, "format_reward": 0.0,
+                "overlong_buffer": 0, "advantage": "grpo", "loss_agg": "seq_mean_token_mean"}
+    cfg = RunConfig().finalize()
+    assert {name: getattr(cfg, name) for name in defaults} == defaults
+    assert cfg.batch_size == 8 * 8  # prompts_per_step x group_size
+    assert {name: getattr(build_config(None), name) for name in defaults} == defaults  # no preset changes them

@@ -1,7 +1,11 @@
 """The eval harness: greedy accuracy, pass@k / maj@k from samples, KL drift, and `mathrl eval`."""
 
 import json
+import math
+from fractions import Fraction
+from types import SimpleNamespace
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -19,12 +23,24 @@ def test_metrics_and_kl_drift_of_a_model_against_itself_and_another(tmp_path, ti
     torch.manual_seed(0)
     summary, rows = evaluate(model, tok, task, problems, 8, n=4, k_values=(1, 4), ref_model=model)
     assert summary["n"] == 5 and len(rows) == 5 and all(len(r["samples"]) == 4 for r in rows)
-    assert 0 <= summary["pass@1"] <= summary["pass@4"] <= 1  # pass@k never falls with k
-    assert 0 <= summary["maj@4"] <= 1 and summary["accuracy"] == sum(r["correct"] for r in rows) / 5
+    correct = [r["samples_correct"] for r in rows]
+    assert summary["pass@1"] == pytest.approx(sum(sum(c) / 4 for c in correct) / 5)
+    assert summary["pass@4"] == pytest.approx(sum(any(c) for c in correct) / 5)
+    assert summary["maj@4"] == pytest.approx(sum(_majority_right(r) for r in rows) / 5)
+    assert summary["accuracy"] == sum(r["correct"] for r in rows) / 5
     assert summary["kl_drift"]["k1_token"] == 0 and summary["kl_drift"]["k3_token"] == 0  # same model
     other, _ = load_model("tiny", seed=1)
     drift = evaluate(model, tok, task, problems, 8, ref_model=other)[0]["kl_drift"]
     assert drift["k3_token"] > 0 and drift["k3_seq"] >= drift["k3_token"]  # per sequence sums tokens
+
+
+def _majority_right(row) -> bool:
+    """The most frequent value among the extracted answers (ties: the first seen) is correct."""
+    votes: dict[Fraction, list] = {}
+    for answer, right in zip(row["samples_extracted"], row["samples_correct"]):
+        if answer is not None:
+            votes.setdefault(Fraction(answer), []).append(right)
+    return bool(votes) and max(votes.values(), key=len)[0]
 
 
 def test_cli_eval_writes_json_and_samples(tmp_path):
@@ -85,3 +101,46 @@ def test_no_kl_sample_is_drawn_while_the_policy_is_the_reference(tmp_path, tiny,
     calls.clear()
     evaluate(model, tok, task, problems, 8, ref_model=model)
     assert calls == [True, False]  # otherwise one sampled row per problem measures it
+
+
+def _canned(greedy_texts: list[str], sampled_texts: list[str]):
+    """hf_generate's stand-in: the given completions, 3 tokens each, the third row truncated."""
+    def generate(model, tokenizer, problems, n, max_new_tokens, greedy=False, **kw):
+        texts = greedy_texts if greedy else sampled_texts
+        rows = [p for p in problems for _ in range(n)]
+        assert len(texts) == len(rows)
+        return SimpleNamespace(completions=texts, problems=rows, completion_mask=torch.ones(len(rows), 3),
+                               truncated=torch.tensor([i == 2 for i in range(len(rows))]))
+    return generate
+
+
+def test_evaluate_reports_the_lenient_grade_of_a_task_whose_extractors_differ(monkeypatch):
+    """arithmetic-1shot: strict `####`, lenient `auto`. Every summary number by hand."""
+    import mathrl.evaluate as ev
+
+    task = get_task("arithmetic-1shot")
+    problems = task.load("test", limit=4)
+    g = [p.gold for p in problems]
+    assert "7777" not in g
+    greedy = [f"#### {g[0]}", f"so {g[1]}", "#### 7777", "no idea"]  # strict 1 of 4, lenient 2 of 4
+    sampled = [f"#### {g[0]}", f"#### {g[0]}", "#### 7777",  # majority right, in both grades
+               "#### 7777", "#### 7777", f"#### {g[1]}",  # majority wrong, one right
+               f"{g[2]}", f"{g[2]}", "#### 7777",  # right without the format: only the lenient vote wins
+               "", "", ""]  # no answer at all
+    monkeypatch.setattr(ev, "hf_generate", _canned(greedy, sampled))
+    summary, rows = ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=3, k_values=(1, 3))
+    assert summary["accuracy"] == 0.25 and summary["accuracy_lenient"] == 0.5
+    # stderr = sqrt(var / n) with the sample variance: [1,0,0,0] -> sqrt(0.25 / 4); [1,1,0,0] -> sqrt(1/3 / 4)
+    assert summary["accuracy_stderr"] == pytest.approx(0.25)
+    assert summary["accuracy_lenient_stderr"] == pytest.approx(math.sqrt(1 / 12))
+    assert summary["no_answer_frac"] == 0.5 and summary["truncated_frac"] == 0.25 and summary["len_mean"] == 3.0
+    assert (summary["n"], summary["task"], summary["task_version"]) == (4, task.name, task.version)
+    assert [(r["correct"], r["correct_lenient"]) for r in rows] == [(True, True), (False, True), (False, False),
+                                                                    (False, False)]
+    # pass@1 is the share of correct samples: strict (2/3 + 1/3) / 4, lenient (2/3 + 1/3 + 2/3) / 4
+    assert summary["pass@1"] == pytest.approx(1 / 4) and summary["pass@1_lenient"] == pytest.approx(5 / 12)
+    assert summary["pass@3"] == 0.5 and summary["pass@3_lenient"] == 0.75
+    assert summary["maj@1"] == 0.25 and summary["maj@1_lenient"] == 0.5  # the first sample alone
+    assert summary["maj@3"] == 0.25 and summary["maj@3_lenient"] == 0.5
+    assert rows[2]["samples_extracted"] == [None, None, "7777"]
+    assert rows[2]["samples_correct_lenient"] == [True, True, False]

@@ -1,0 +1,63 @@
+"""The checker's default tolerance, pinned at every entry point a caller can reach.
+
+A rounded decimal matches within rel_tol = 1e-6 by default. Loosened to 1e-2 it would accept
+0.33 for 1/3, 3.14 for pi and, on GSM8K, `#### 99.5` for 100: a reward-hacking hole. Each
+entry point (grade, grade_batch, compare, equivalent, Options, a task's spec default, GSM8K)
+has its own default, so each is pinned here from both sides: 1e-7 apart is equal, 1e-5 is not.
+"""
+
+import pytest
+
+from mathrl.tasks import builtin_tasks_dir, get_task
+from mathrl.verify import compare, equivalent, grade, grade_batch
+from mathrl.verify.modes import MODES, Options
+
+# (pred, gold, equal under the default): relative gaps of 1e-7 (inside), 1e-5 and 1% (outside)
+NUMBERS = [("1.0000001", "1", True), ("1.00001", "1", False), ("0.33", "1/3", False), ("99.5", "100", False)]
+# the same through the numeric probe of math mode: |3.14159 - pi| / pi = 8.4e-7, 3.1416: 2.3e-6
+SYMBOLIC = [("3.14159", "\\pi", True), ("3.1416", "\\pi", False), ("3.14", "\\pi", False)]
+
+
+@pytest.mark.parametrize("pred, gold, equal", NUMBERS + SYMBOLIC)
+def test_compare_and_equivalent_default_to_one_part_in_a_million(pred, gold, equal):
+    assert equivalent(pred, gold) is equal
+    assert compare(pred, gold) == ("equal" if equal else "not_equal")
+    assert MODES["math"](pred, gold, Options()) == ("equal" if equal else "not_equal")
+
+
+@pytest.mark.parametrize("pred, gold, equal", NUMBERS)
+def test_numeric_mode_defaults_to_one_part_in_a_million(pred, gold, equal):
+    assert equivalent(pred, gold, mode="numeric") is equal
+    assert MODES["numeric"](pred, gold, Options()) == ("equal" if equal else "not_equal")
+
+
+@pytest.mark.parametrize("pred, gold, equal", NUMBERS + SYMBOLIC)
+def test_grade_and_grade_batch_default_to_one_part_in_a_million(pred, gold, equal):
+    completion = f"The answer is {pred}"
+    assert grade(completion, gold).correct is equal
+    assert grade(completion, gold, extractor="answer_is", mode="math").correct is equal
+    assert [g.correct for g in grade_batch([completion, "The answer is 2"], [gold, "2"])] == [equal, True]
+
+
+def test_the_looser_tolerance_these_tests_rule_out_would_pass_them():
+    """The rows above are near misses: 1e-2 accepts every one, so they can catch a loosened default."""
+    assert all(equivalent(p, g, rel_tol=1e-2) for p, g, _ in NUMBERS + SYMBOLIC)
+    assert grade("The answer is 0.33", "1/3", rel_tol=1e-2).correct
+
+
+def test_a_tasks_grader_defaults_to_one_part_in_a_million():
+    assert "rel_tol" not in (builtin_tasks_dir() / "math500.yaml").read_text()  # the spec's default applies
+    task = get_task("math500")
+    assert not task.grade_answer("\\boxed{0.33}", "\\frac{1}{3}").correct
+    assert not task.grade_answer("\\boxed{3.14}", "\\pi").correct
+    assert task.grade_answer("\\boxed{1.0000001}", "1").correct
+    loose = get_task("math500", overrides={"grader": {"rel_tol": 1e-2}})
+    assert loose.grade_answer("\\boxed{0.33}", "\\frac{1}{3}").correct  # the override reaches the grader
+
+
+def test_gsm8k_pays_nothing_for_an_answer_half_a_unit_off():
+    task = get_task("gsm8k")
+    assert not task.grade_answer("So 99.5 in all.\n#### 99.5", "100").correct
+    assert not task.grade_answer("#### 100.01", "100").correct
+    assert task.grade_answer("#### 100.00", "100").correct
+    assert get_task("gsm8k", overrides={"grader": {"rel_tol": 1e-2}}).grade_answer("#### 99.5", "100").correct
