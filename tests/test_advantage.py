@@ -178,8 +178,10 @@ def test_batch_of_one_is_finite():
 
 
 def test_ragged_batch_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"rewards \(3,\) is not a flat batch of groups of 2"):
         grpo(torch.tensor([1.0, 0.0, 1.0]), 2)
+    with pytest.raises(ValueError, match=r"rewards \(2, 2\) is not a flat batch"):
+        grpo(torch.zeros(2, 2), 2)  # whole groups, but not flat
 
 
 @pytest.mark.parametrize("name", [n for n, e in ADVANTAGES.items() if e.outcome is not None])
@@ -206,6 +208,14 @@ def test_whiten_hand_values():
     torch.testing.assert_close(whiten(x, mask, shift_mean=False), torch.tensor([[1.0, 2.0, 3.0, 0.0]]))
 
 
+def test_whiten_two_tokens_and_a_variance_other_than_one():
+    # [2, 6]: mean 4, unbiased var (4 + 4) / 1 = 8 -> (x - 4) / sqrt(8 + 1e-8) = -+0.70711
+    x = torch.tensor([[2.0, 6.0, 50.0]], dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0, 0.0]], dtype=torch.float64)
+    z = 2 / (8 + 1e-8) ** 0.5
+    torch.testing.assert_close(whiten(x, mask), torch.tensor([[-z, z, 0.0]], dtype=torch.float64), rtol=1e-12, atol=0)
+
+
 def test_whiten_with_zero_or_one_token_is_finite():
     x = torch.tensor([[5.0, 7.0]])
     assert (whiten(x, torch.zeros(1, 2)) == 0).all()
@@ -226,6 +236,11 @@ def test_gae_hand_values():
     adv, ret = gae(rewards, values, mask, gamma=0.9, lam=0.5)
     torch.testing.assert_close(adv, torch.tensor([[0.31, 0.2, 0.0]]))
     torch.testing.assert_close(ret, torch.tensor([[0.81, 1.0, 0.0]]))
+
+
+def test_gae_keeps_the_values_dtype_whatever_the_masks():
+    adv, ret = gae(torch.ones(1, 2), torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.float64), 1.0, 1.0)
+    assert adv.dtype == ret.dtype == torch.float32
 
 
 def test_gae_lambda_one_is_returns_to_go_minus_values():
@@ -282,10 +297,33 @@ def test_process_advantages_matches_loop_reference():
 
 
 def test_process_advantages_refuses_bad_steps():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"sample 0: rewards \[1.0\] do not match step ends \[4\] within \[0, 4\)"):
         process_advantages([[1.0]], [[4]], group_size=1, T=4)  # end beyond the completion
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="sample 0: rewards"):
         process_advantages([[1.0, 2.0]], [[0]], group_size=1, T=4)  # rewards without ends
+    with pytest.raises(ValueError, match="2 reward lists, 1 end lists: not groups of 2"):
+        process_advantages([[1.0], [0.0]], [[0]], group_size=2, T=4)  # one end list short
+    with pytest.raises(ValueError, match="not groups of 0"):
+        process_advantages([[1.0]], [[0]], group_size=0, T=4)
+    with pytest.raises(ValueError, match="3 reward lists, 3 end lists: not groups of 2"):
+        process_advantages([[1.0], [0.0], [1.0]], [[0], [0], [0]], group_size=2, T=4)
+
+
+def test_process_advantages_edge_cases_by_hand():
+    # groups of one: a single step normalises to 0 (nothing to compare it with)
+    assert (process_advantages([[1.0], [0.0]], [[0], [1]], group_size=1, T=2) == 0).all()
+    # integer rewards are rewards too; a group without steps does not stop the next ones
+    # group 2: steps [1, 0] -> r~ = +-0.5 / (0.70711 + 1e-6); sample 2 has both steps ending at token 1
+    adv = process_advantages([[], [], [1, 0], []], [[], [], [1, 1], []], group_size=2, T=3)
+    assert (adv[:2] == 0).all() and (adv[3] == 0).all()
+    assert adv[2].tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)  # +r~ - r~ on the same token
+    adv = process_advantages([[], [], [1, 0], []], [[], [], [0, 2], []], group_size=2, T=3)
+    r = 0.5 / (2 ** -0.5 + 1e-6)
+    assert adv[2].tolist() == pytest.approx([r - r, -r, -r], rel=1e-6)
+    # a small spread: std 0.000707, where eps = 1e-6 moves the result by 0.14%
+    adv = process_advantages([[0.001], [0.0]], [[0], [0]], group_size=2, T=1)
+    r = 0.0005 / (0.001 * 2 ** -0.5 + 1e-6)
+    assert adv[:, 0].tolist() == pytest.approx([r, -r], rel=1e-5)
 
 
 # --------------------------------------------------------------------------- token rewards
@@ -301,6 +339,13 @@ def test_per_token_rewards_hand_values():
     torch.testing.assert_close(per_token_rewards(score, mask, kl), expected)
     no_kl = torch.tensor([[0.0, 2.0, 0.0], [-1.0, 0.0, 0.0], [0.0] * 3])
     torch.testing.assert_close(per_token_rewards(score, mask), no_kl)
+
+
+def test_per_token_rewards_keep_the_scores_dtype_and_device():
+    score = torch.tensor([2.0, -1.0], dtype=torch.float64)
+    assert per_token_rewards(score, torch.ones(2, 3)).dtype == torch.float64
+    meta = per_token_rewards(score.to("meta"), torch.ones(2, 3, device="meta"), torch.zeros(2, 3, device="meta"))
+    assert meta.device.type == "meta"  # no tensor made on the default device: a GPU batch stays on its GPU
 
 
 def test_per_token_rewards_sum_to_score_minus_kl():
@@ -342,7 +387,7 @@ def test_each_combination_is_the_baseline_divided_once(name, mode):
     else:
         expected = c
     got = outcome_advantage(name, mode).outcome(REWARDS, G)
-    assert torch.allclose(got, expected, atol=1e-9), (name, mode)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12, msg=f"{name} {mode}")  # eps = 1e-6 shows
     assert torch.equal(got[4:8], torch.zeros(4, dtype=torch.float64)) or name == "reinforce_pp"  # constant group
 
 
@@ -401,3 +446,12 @@ def test_a_token_level_estimator_registered_from_outside_the_package_trains(tmp_
     trained = [r for r in metric_rows(run) if "loss/policy" in r]
     assert len(trained) == 2 and len(calls) == 2 and any(r["optim/steps"] for r in trained)
     assert all("adv/abs_mean" in r for r in trained)
+
+
+def test_a_group_of_two_and_a_batch_of_two_are_divided_by_their_std():
+    """The smallest sizes with a std: [1, 0] has unbiased std 0.7071, so each side becomes +-0.7071 / (0.7071 + eps)."""
+    rewards = torch.tensor([1.0, 0.0], dtype=torch.float64)
+    half = 0.5 / (2 ** -0.5 + 1e-6)
+    for mode in ("group", "batch"):
+        got = outcome_advantage("dr_grpo", mode).outcome(rewards, 2)
+        torch.testing.assert_close(got, torch.tensor([half, -half], dtype=torch.float64), rtol=1e-12, atol=0)

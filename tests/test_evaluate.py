@@ -103,12 +103,16 @@ def test_no_kl_sample_is_drawn_while_the_policy_is_the_reference(tmp_path, tiny,
     assert calls == [True, False]  # otherwise one sampled row per problem measures it
 
 
-def _canned(greedy_texts: list[str], sampled_texts: list[str]):
-    """hf_generate's stand-in: the given completions, 3 tokens each, the third row truncated."""
-    def generate(model, tokenizer, problems, n, max_new_tokens, greedy=False, **kw):
-        texts = greedy_texts if greedy else sampled_texts
+def _canned(texts_by_n: dict[int, list[str]], calls: list | None = None):
+    """hf_generate's stand-in: the given completions (key 0: the greedy ones, else by samples per
+    problem), 3 tokens each, the third row truncated; each call's keyword arguments go to `calls`."""
+    def generate(model, tokenizer, problems, n, max_new_tokens, **kw):
+        texts = texts_by_n[0 if kw.get("greedy") else n]
         rows = [p for p in problems for _ in range(n)]
         assert len(texts) == len(rows)
+        if calls is not None:
+            calls.append({"n": n, **{k: v for k, v in kw.items() if k != "on_rows"}})
+        kw["on_rows"](len(rows))
         return SimpleNamespace(completions=texts, problems=rows, completion_mask=torch.ones(len(rows), 3),
                                truncated=torch.tensor([i == 2 for i in range(len(rows))]))
     return generate
@@ -127,8 +131,8 @@ def test_evaluate_reports_the_lenient_grade_of_a_task_whose_extractors_differ(mo
                "#### 7777", "#### 7777", f"#### {g[1]}",  # majority wrong, one right
                f"{g[2]}", f"{g[2]}", "#### 7777",  # right without the format: only the lenient vote wins
                "", "", ""]  # no answer at all
-    monkeypatch.setattr(ev, "hf_generate", _canned(greedy, sampled))
-    summary, rows = ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=3, k_values=(1, 3))
+    monkeypatch.setattr(ev, "hf_generate", _canned({0: greedy, 3: sampled}))
+    summary, rows = ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=3, k_values=(5, 1, 3))
     assert summary["accuracy"] == 0.25 and summary["accuracy_lenient"] == 0.5
     # stderr = sqrt(var / n) with the sample variance: [1,0,0,0] -> sqrt(0.25 / 4); [1,1,0,0] -> sqrt(1/3 / 4)
     assert summary["accuracy_stderr"] == pytest.approx(0.25)
@@ -137,10 +141,47 @@ def test_evaluate_reports_the_lenient_grade_of_a_task_whose_extractors_differ(mo
     assert (summary["n"], summary["task"], summary["task_version"]) == (4, task.name, task.version)
     assert [(r["correct"], r["correct_lenient"]) for r in rows] == [(True, True), (False, True), (False, False),
                                                                     (False, False)]
+    # k = 5 > n = 3 is skipped, the k after it still computed.
     # pass@1 is the share of correct samples: strict (2/3 + 1/3) / 4, lenient (2/3 + 1/3 + 2/3) / 4
+    assert "pass@5" not in summary and "maj@5" not in summary
     assert summary["pass@1"] == pytest.approx(1 / 4) and summary["pass@1_lenient"] == pytest.approx(5 / 12)
     assert summary["pass@3"] == 0.5 and summary["pass@3_lenient"] == 0.75
     assert summary["maj@1"] == 0.25 and summary["maj@1_lenient"] == 0.5  # the first sample alone
     assert summary["maj@3"] == 0.25 and summary["maj@3_lenient"] == 0.5
-    assert rows[2]["samples_extracted"] == [None, None, "7777"]
-    assert rows[2]["samples_correct_lenient"] == [True, True, False]
+    assert {k: rows[2][k] for k in ("samples", "samples_extracted", "samples_correct", "samples_extracted_lenient",
+                                    "samples_correct_lenient")} == {
+        "samples": sampled[6:9], "samples_extracted": [None, None, "7777"], "samples_correct": [False] * 3,
+        "samples_extracted_lenient": [g[2], g[2], "7777"], "samples_correct_lenient": [True, True, False]}
+
+
+def test_majority_votes_pool_the_answers_the_tasks_mode_calls_equal():
+    """7777 and 7777.0 are one answer in numeric mode (two votes beat the right one), two in exact mode."""
+    from mathrl.evaluate import sampled_metrics
+
+    for mode, majority_right in (("numeric", 0.0), ("exact", 1.0)):
+        task = get_task("arithmetic-1shot", overrides={"grader": {"mode": mode}})
+        problem = task.load("test", limit=1)[0]
+        batch = SimpleNamespace(completions=[f"#### {problem.gold}", "#### 7777", "#### 7777.0"], problems=[problem] * 3)
+        assert sampled_metrics(task, batch, 3, (3,))[0]["maj@3"] == majority_right, mode
+
+
+def test_evaluate_defaults_and_its_progress_bar(monkeypatch, capsys):
+    """Sampling at T = 1, top-p 1, 64 rows a chunk; KL drift at T = 1 in micro-batches of 8; no
+    bar unless asked, and a bar that counts every generated row when asked."""
+    import mathrl.evaluate as ev
+
+    task = get_task("arithmetic-1shot")
+    problems = task.load("test", limit=4)
+    calls, drift = [], []
+    monkeypatch.setattr(ev, "hf_generate", _canned({0: ["1"] * 4, 1: ["2"] * 4, 2: ["3"] * 8}, calls))
+    monkeypatch.setattr(ev, "kl_drift", lambda model, ref, batch, temperature, mb: drift.append((temperature, mb)) or {})
+    ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=2)
+    assert calls == [{"n": 1, "greedy": True, "max_rows": 64},
+                     {"n": 2, "temperature": 1.0, "top_p": 1.0, "max_rows": 64}]
+    calls.clear()
+    ev.evaluate(torch.nn.Module(), None, task, problems, 8, ref_model=torch.nn.Module())  # its own KL sample
+    assert calls[1] == {"n": 1, "temperature": 1.0, "top_p": 1.0, "max_rows": 64} and drift == [(1.0, 8)]
+    assert capsys.readouterr().err == ""
+    ev.evaluate(torch.nn.Module(), None, task, problems, 8, progress=True)  # greedy rows only: a total of 4
+    err = capsys.readouterr().err
+    assert f"eval {task.name}:" in err and "| 0/4 [" in err and "/8" not in err

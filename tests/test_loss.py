@@ -37,6 +37,12 @@ def test_k3_is_nonnegative_and_close_to_k2_for_small_differences():
     assert rel.max() < 4e-3
 
 
+def test_k3_clamps_the_log_ratio_on_both_sides():
+    # log pi - log ref = +30: x = -30 clamps to -20, k3 = e^-20 + 20 - 1; -30: x = 20, k3 = e^20 - 21
+    logp, ref = torch.tensor([30.0, -30.0], dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
+    assert kl(logp, ref, "k3").tolist() == pytest.approx([math.exp(-20) + 19, math.exp(20) - 21], rel=1e-12)
+
+
 def test_k3_is_finite_when_the_policy_collapses():
     # log π_ref - log π = 1000 would be exp(1000) = inf; clamped to 20: e^20 - 20 - 1
     logp = torch.tensor([[-1000.0, 0.0]], requires_grad=True)
@@ -166,6 +172,9 @@ def test_value_loss_hand_values():
     # d/dV ½(V - R)² = V - R where the unclipped branch is active; 0 where the clipped one is
     # (V = .9) and on padding
     torch.testing.assert_close(values.grad, torch.tensor([[1.0, -1.0, 0.0, -0.4, 0.0]]))
+    # below V_old: V = .2, R = .1: V_clip = .5 - .2 = .3; max((.1)², (.2)²) = .04 -> .02 (clipped wins)
+    below = value_loss(torch.tensor([[0.2]]), torch.tensor([[0.5]]), torch.tensor([[0.1]]), torch.ones(1, 1), 0.2)
+    torch.testing.assert_close(below, torch.tensor([[0.02]]))
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -188,6 +197,7 @@ def test_masked_mean_hand_values():
     # (1 + 2 + 4) / 3 = 7/3; an empty mask gives 0
     torch.testing.assert_close(masked_mean(X, M), torch.tensor(7 / 3))
     assert masked_mean(X, torch.zeros_like(M)).item() == 0.0
+    assert masked_mean(X, torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])).item() == 2.0  # one token
 
 
 @pytest.mark.parametrize("mode", list(AGGREGATIONS))
@@ -209,8 +219,10 @@ def test_empty_rows_weigh_in_the_sequence_mean():
 
 
 def test_seq_mean_token_sum_norm_needs_max_len():
-    with pytest.raises(ValueError):
-        aggregate(X, M, "seq_mean_token_sum_norm")
+    for bad in (None, 0):
+        with pytest.raises(ValueError, match="seq_mean_token_sum_norm needs max_len, the constant length normaliser"):
+            aggregate(X, M, "seq_mean_token_sum_norm", max_len=bad)
+    torch.testing.assert_close(aggregate(X, M, "seq_mean_token_sum_norm", max_len=1), torch.tensor(3.5))  # (3 + 4) / 2
 
 
 @pytest.mark.parametrize("mode", list(AGGREGATIONS))
@@ -313,6 +325,44 @@ def test_clip_sides_are_the_tokens_the_min_froze():
         _, low, high = clip(logp, old, torch.tensor([a]), torch.ones(1, 4), 0.2, 0.2)
         # A > 0: only ratio 1.5 > 1.2 loses its gradient; A < 0: ratios 0.5 and 0.7 < 0.8 do
         assert low[0].tolist() == want_low and high[0].tolist() == want_high
+
+
+def test_gspo_inside_the_trust_region_is_the_unclipped_ratio_times_a():
+    logp, old, adv, mask = tensors()
+    loss, low, high = gspo(logp, old, adv, mask, 0.5, 0.5)  # s = 1.069, 0.819: both inside [0.5, 1.5]
+    s = [math.exp(0.2 / 3), math.exp(-0.2)]
+    for i in range(2):
+        assert loss[i, :sum(MASK[i])].tolist() == pytest.approx([-s[i] * ADV[i]] * sum(MASK[i]), rel=1e-12)
+    assert not (low | high).any()  # nothing clipped, not even where clipped == unclipped
+    one = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)  # a one-token completion
+    loss = gspo(logp, old, adv, one, 0.5, 0.5)[0]
+    assert float(loss[0, 0]) == pytest.approx(-math.exp(0.1) * ADV[0], rel=1e-12)  # s = e^{-1.0 + 1.1}
+
+
+def test_cispo_lower_cap_and_the_bounds_themselves():
+    logp, old, adv, mask = tensors()
+    loss, low, high = cispo(logp, old, adv, mask, 0.05, 0.5)
+    # completion 1, token 0: r = e^{-0.2} = 0.819 < 0.95, so its weight is 0.95, and it is flagged low
+    assert float(loss[1, 0]) == pytest.approx(-0.95 * ADV[1] * LOGP[1][0], rel=1e-12)
+    assert low[1, 0] and not high[1, 0]
+    _, low, high = cispo(logp, logp.detach(), adv, mask, 0.0, 0.0)  # r = 1 exactly, on both bounds
+    assert not (low | high).any()
+
+
+def test_clip_flags_a_small_positive_advantage_on_the_high_side_only():
+    logp, old = torch.log(torch.tensor([[1.5]])), torch.zeros(1, 1)
+    _, low, high = clip(logp, old, torch.tensor([0.5]), torch.ones(1, 1), 0.2, 0.2)
+    assert high.tolist() == [[True]] and low.tolist() == [[False]]
+
+
+@pytest.mark.parametrize("name", list(POLICY_LOSSES))
+def test_per_token_advantages_equal_broadcast_sequence_advantages(name):
+    """adv (N, T) with each row constant gives what adv (N,) gives: same loss and clip masks."""
+    logp, old, adv, mask = tensors()
+    per_seq = POLICY_LOSSES[name](logp, old, adv, mask, 0.05, 0.04)
+    per_token = POLICY_LOSSES[name](logp, old, adv[:, None].expand(2, 3), mask, 0.05, 0.04)
+    for a, b in zip(per_seq, per_token):
+        assert a.shape == b.shape == (2, 3) and torch.equal(a, b)
 
 
 def test_every_policy_loss_at_ratio_one_has_the_policy_gradient():

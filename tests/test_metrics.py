@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from mathrl.metrics import maj_at_k, mean_stderr, pass_at_k
+from mathrl.metrics import explained_variance, maj_at_k, mean_stderr, pass_at_k
 
 
 def _pass_at_k_brute(n: int, c: int, k: int) -> float:
@@ -31,9 +31,10 @@ def test_pass_at_k_edge_cases():
     assert pass_at_k(1000, 1, 100) == pytest.approx(0.1)
 
 
-@pytest.mark.parametrize("n,c,k", [(4, 1, 5), (4, 5, 1), (4, -1, 1), (4, 1, 0)])
-def test_pass_at_k_rejects_invalid(n, c, k):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("n,c,k,message", [(4, 1, 5, "1 <= k <= n"), (4, 5, 1, "0 <= c <= n"),
+                                           (4, -1, 1, "0 <= c <= n"), (4, 1, 0, "1 <= k <= n")])
+def test_pass_at_k_rejects_invalid(n, c, k, message):
+    with pytest.raises(ValueError, match=f"need {message}, got n={n}"):
         pass_at_k(n, c, k)
 
 
@@ -75,9 +76,9 @@ def test_maj_at_k_pools_equivalent_answers():
 
 
 def test_maj_at_k_rejects_invalid():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="1 answers but 2 correctness flags"):
         maj_at_k(["1"], [True, False], 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need 1 <= k <= 2, got k=3"):
         maj_at_k(["1", "2"], [True, False], 3)
 
 
@@ -88,7 +89,18 @@ def test_mean_stderr_by_hand():
     assert se == pytest.approx(1 / math.sqrt(3))
     mean, se = mean_stderr([5.0])
     assert mean == 5.0 and math.isnan(se)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="mean_stderr of an empty sequence"):
         mean_stderr([])
 
 
+@pytest.mark.filterwarnings("ignore:var\\(\\)")  # torch, on the one-token case
+def test_explained_variance_by_hand():
+    import torch
+
+    returns = torch.tensor([[1.0, 2.0, 3.0, 99.0]])  # the last token is padding
+    mask = torch.tensor([[1, 1, 1, 0]])
+    assert explained_variance(returns.clone(), returns, mask) == 1.0  # a perfect value head
+    # residuals (1, 0, 1) - mean 2/3: variance 1/3; Var(returns) = 1: 1 - 1/3
+    assert explained_variance(torch.tensor([[0.0, 2.0, 2.0, 0.0]]), returns, mask) == pytest.approx(2 / 3)
+    assert math.isnan(explained_variance(returns, torch.ones(1, 4), mask))  # constant returns
+    assert math.isnan(explained_variance(returns, returns, torch.tensor([[1, 0, 0, 0]])))  # one token: NaN var
