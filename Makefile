@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 TORCH   ?= torch==2.13.0
 EXTRAS  ?= dev,lora,tracking
 
-.PHONY: install run test test-slow bench clean
+.PHONY: install run test test-slow bench mutation clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -36,5 +36,15 @@ test-slow: install
 bench: install
 	$(BIN)/python benchmarks/bench_step.py --threads 1
 
+# Mutation score of the reward, checker, metrics, advantages, losses and eval aggregation
+# (pyproject.toml [tool.mutmut]; results/mutation/README.md). Not part of `make test`: about
+# N minutes on one core. Installs the `mutation` extra (mutmut) into .venv once.
+$(BIN)/.mutation-installed: $(BIN)/.installed
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS),mutation]"
+	touch $@
+
+mutation: $(BIN)/.mutation-installed
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mutation.py
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build mutants *.egg-info
