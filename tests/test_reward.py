@@ -60,7 +60,7 @@ def test_the_overlong_penalty_defaults_to_one_at_the_limit():
 def test_unshaped_reward_is_the_grade():
     rewards, stats = shaped_rewards([RIGHT, NONE, WRONG], torch.tensor([99, 99, 99]), 8)
     assert rewards.tolist() == [1.0, 0.0, 0.0]  # defaults: no format bonus, no overlong penalty
-    assert stats["reward/correct_frac"] == stats["reward/mean"] == pytest.approx(1 / 3)
+    assert stats["reward/correct_frac"] == pytest.approx(1 / 3) and stats["reward/mean"] == pytest.approx(1 / 3)
 
 
 def test_metrics_of_one_two_and_no_completions():

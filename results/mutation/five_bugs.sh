@@ -38,7 +38,7 @@ bug "task spec default rel_tol 1e-2" mathrl/tasks/spec.py \
   '"rel_tol": Field(NUM, default=1e-6),' '"rel_tol": Field(NUM, default=1e-2),' \
   tests/test_verify_defaults.py
 bug "base_rewards pays 1.0 when no answer was extracted" mathrl/reward.py \
-  "1.0 if g.correct else 0.0 for g in grades" "1.0 if g.correct or g.extracted is None else 0.0 for g in grades" \
+  "[g.value for g in grades]" "[1.0 if g.extracted is None else g.value for g in grades]" \
   tests/test_reward.py
 bug "accuracy_lenient computed from the strict grades" mathrl/evaluate.py \
   "mean_stderr([1.0 if g.correct else 0.0 for g in lenient])" "mean_stderr([1.0 if g.correct else 0.0 for g in grades])" \
