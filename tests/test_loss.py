@@ -220,7 +220,7 @@ def test_empty_rows_weigh_in_the_sequence_mean():
 
 def test_seq_mean_token_sum_norm_needs_max_len():
     for bad in (None, 0):
-        with pytest.raises(ValueError, match="seq_mean_token_sum_norm needs max_len, the constant length normaliser"):
+        with pytest.raises(ValueError, match="^seq_mean_token_sum_norm needs max_len, the constant length normaliser$"):
             aggregate(X, M, "seq_mean_token_sum_norm", max_len=bad)
     torch.testing.assert_close(aggregate(X, M, "seq_mean_token_sum_norm", max_len=1), torch.tensor(3.5))  # (3 + 4) / 2
 

@@ -89,7 +89,7 @@ def test_mean_stderr_by_hand():
     assert se == pytest.approx(1 / math.sqrt(3))
     mean, se = mean_stderr([5.0])
     assert mean == 5.0 and math.isnan(se)
-    with pytest.raises(ValueError, match="mean_stderr of an empty sequence"):
+    with pytest.raises(ValueError, match="^mean_stderr of an empty sequence$"):
         mean_stderr([])
 
 
@@ -102,5 +102,8 @@ def test_explained_variance_by_hand():
     assert explained_variance(returns.clone(), returns, mask) == 1.0  # a perfect value head
     # residuals (1, 0, 1) - mean 2/3: variance 1/3; Var(returns) = 1: 1 - 1/3
     assert explained_variance(torch.tensor([[0.0, 2.0, 2.0, 0.0]]), returns, mask) == pytest.approx(2 / 3)
+    # returns (1, 3, 5): Var 4; residuals (1, 0, 0): variance 1/3 -> 1 - (1/3) / 4
+    wide = torch.tensor([[1.0, 3.0, 5.0, 0.0]])
+    assert explained_variance(torch.tensor([[0.0, 3.0, 5.0, 0.0]]), wide, mask) == pytest.approx(11 / 12)
     assert math.isnan(explained_variance(returns, torch.ones(1, 4), mask))  # constant returns
     assert math.isnan(explained_variance(returns, returns, torch.tensor([[1, 0, 0, 0]])))  # one token: NaN var

@@ -35,6 +35,11 @@ def test_masked_is_rejects_ratios_outside_the_band_and_keeps_the_others_weighted
     assert torch.allclose(w, torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
 
 
+def test_masked_is_keeps_the_band_edges():
+    _, keep = masked_is(torch.tensor([0.5, 2.0, 0.49, 2.01]), cap=2.0)  # 1/C and C themselves are inside
+    assert keep.tolist() == [True, True, False, False]
+
+
 def test_the_weights_carry_no_gradient():
     train = torch.zeros(1, 2, requires_grad=True)
     for correction in (truncated_is, masked_is):
@@ -53,6 +58,9 @@ def test_mismatch_stats_over_the_completion_tokens():
     assert stats["rollout/is_ratio_p05"] == pytest.approx(0.1353 + 0.2 * (0.3679 - 0.1353), rel=1e-3)
     assert stats["rollout/is_ratio_p95"] == pytest.approx(1 + 0.8 * (7.389 - 1), rel=1e-3)
     assert mismatch_stats(TRAIN, TRAIN, MASK)["rollout/logp_abs_diff_max"] == 0.0
+    # ratios 1.5 (off by more than 10%), 1.05 and 0.95 (within): 1 of 3
+    near = mismatch_stats(torch.log(torch.tensor([[1.5, 1.05, 0.95]])), torch.zeros(1, 3), torch.ones(1, 3))
+    assert near["rollout/is_ratio_off_10pct_frac"] == pytest.approx(1 / 3)
 
 
 def test_an_unknown_correction_and_a_cap_below_one_are_refused():
