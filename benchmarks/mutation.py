@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a module of [tool.mutmut] only_mutate (repeatable; default: all of them)")
     parser.add_argument("--keep", action="store_true",
                         help="reuse mutants/ from an earlier run (default: start from scratch)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="run nothing: score the modules of summary.json again from mutants/ "
+                             "(after a change to equivalent.yaml)")
     parser.add_argument("--output", type=Path, default=OUT, help="results folder (default: %(default)s)")
     args = parser.parse_args(argv)
     known = configured_modules()
@@ -129,11 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not in [tool.mutmut] only_mutate: {', '.join(unknown)}")
     if shutil.which(str(Path(sys.executable).with_name("mutmut"))) is None:
         parser.error("mutmut is not installed here: pip install -e '.[mutation]' (or: make mutation)")
-    if not args.keep:
-        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     equivalent = yaml.safe_load((args.output / "equivalent.yaml").read_text()) or []
     summary_path = args.output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"modules": {}}
+    if args.rescore:
+        for module, old in summary["modules"].items():
+            summary["modules"][module] = module_result(module, old["seconds"], equivalent)
+        write(summary, known, args.output, keep_stamp=True)
+        return 0
+    if not args.keep:
+        shutil.rmtree(ROOT / "mutants", ignore_errors=True)
     (ROOT / "mutants").mkdir(exist_ok=True)
     for module in modules:
         glob = module.removesuffix(".py").replace("/", ".") + ".*"
@@ -152,11 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def write(summary: dict, known: list[str], folder: Path) -> None:
+def write(summary: dict, known: list[str], folder: Path, keep_stamp: bool = False) -> None:
     summary["modules"] = {m: summary["modules"][m] for m in known if m in summary["modules"]}
-    summary.update({"tool": f"mutmut {_version('mutmut')}", "python": sys.version.split()[0],
-                    "commit": _git("rev-parse", "--short", "HEAD"),
-                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
+    if not keep_stamp:  # a rescore keeps the commit and date of the run it scores
+        summary.update({"tool": f"mutmut {_version('mutmut')}", "python": sys.version.split()[0],
+                        "commit": _git("rev-parse", "--short", "HEAD"),
+                        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")})
     (folder / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     readme = folder / "README.md"
     head, _, rest = readme.read_text().partition(BEGIN)

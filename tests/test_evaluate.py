@@ -185,3 +185,37 @@ def test_evaluate_defaults_and_its_progress_bar(monkeypatch, capsys):
     ev.evaluate(torch.nn.Module(), None, task, problems, 8, progress=True)  # greedy rows only: a total of 4
     err = capsys.readouterr().err
     assert f"eval {task.name}:" in err and "| 0/4 [" in err and "/8" not in err
+
+
+def test_evaluate_model_resolves_names_and_passes_its_defaults(monkeypatch, tmp_path):
+    """`mathrl eval`'s entry point: the model and reference by name at the given seed, in dtype
+    auto; the task by name (data and task folders passed on) or as a Task; the first `limit` test
+    problems in seed-0 order; T = 1, top-p 1, k = 1, no bar; the model's name in the summary."""
+    import mathrl.evaluate as ev
+    import mathrl.models
+    import mathrl.tasks
+
+    loads, found, calls = [], [], []
+    models = {"policy": torch.nn.Module(), "ref": torch.nn.Module()}
+    monkeypatch.setattr(mathrl.models, "load_model", lambda name, seed=None, dtype=None:
+                        loads.append((name, seed, dtype)) or (models["ref" if name == "tiny-ref" else "policy"], "tok"))
+    get = mathrl.tasks.get_task
+    monkeypatch.setattr(mathrl.tasks, "get_task", lambda name, **kw: found.append(kw) or get(name, **kw))
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **kw: calls.append((a, kw)) or ({"accuracy": 0.5}, ["row"]))
+    task = get_task("arithmetic-add2")
+    first = [p.id for p in task.load("test", limit=3, seed=0)]
+    summary, rows = ev.evaluate_model(tmp_path / "final", "arithmetic-add2", limit=3, data_dir="D", tasks_dir="T")
+    assert summary == {"accuracy": 0.5, "model": str(tmp_path / "final")} and rows == ["row"]
+    assert loads == [(str(tmp_path / "final"), 0, "auto")] and found == [{"data_dir": "D", "tasks_dir": "T"}]
+    (model, tok, the_task, problems, max_new_tokens), kw = calls[0]
+    assert model is models["policy"] and tok == "tok" and the_task.name == "arithmetic-add2"
+    assert [p.id for p in problems] == first and max_new_tokens == task.max_new_tokens
+    assert kw == {"n": 0, "temperature": 1.0, "top_p": 1.0, "k_values": (1,), "ref_model": None, "progress": False}
+    loads.clear(), found.clear(), calls.clear()
+    ev.evaluate_model("tiny", task, limit=2, ref="tiny-ref", max_new_tokens=5, seed=3, n=4, temperature=0.5,
+                      top_p=0.9, k_values=(1, 4), progress=True)
+    assert loads == [("tiny", 3, "auto"), ("tiny-ref", 3, "auto")] and found == []  # a Task is used as it is
+    (_, _, the_task, problems, max_new_tokens), kw = calls[0]
+    assert the_task is task and len(problems) == 2 and max_new_tokens == 5
+    assert kw == {"n": 4, "temperature": 0.5, "top_p": 0.9, "k_values": (1, 4), "ref_model": models["ref"],
+                  "progress": True}
