@@ -37,8 +37,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_step.py --threads 1
 
 # Mutation score of the reward, checker, metrics, advantages, losses and eval aggregation
-# (pyproject.toml [tool.mutmut]; results/mutation/README.md). Not part of `make test`: about
-# N minutes on one core. Installs the `mutation` extra (mutmut) into .venv once.
+# (pyproject.toml [tool.mutmut]; results/mutation/README.md). Not part of `make test`: minutes
+# per module on one core (the README's table). Installs the `mutation` extra (mutmut) into .venv once.
 $(BIN)/.mutation-installed: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS),mutation]"
 	touch $@

@@ -7,7 +7,7 @@ cannot change any output are listed with a one-line reason in results/mutation/e
 (matched by function and mutated line, since mutmut's numbers move when a function changes);
 they count as killed, the others against the score:
 
-    score = (killed + timeout + equivalent) / mutants
+    score = (killed + timeout + equivalent) / mutants tested (all of them, unless a run was stopped)
 
 Writes results/mutation/summary.json (per module: counts, score, seconds, every survivor's diff
 line) and the score table between the markers of results/mutation/README.md.
@@ -70,7 +70,7 @@ def _in_order(name: str) -> tuple[str, int]:
     return stem, int(number)
 
 
-def module_result(module: str, seconds: float, equivalent: list[dict]) -> dict:
+def module_result(module: str, seconds: float | None, equivalent: list[dict]) -> dict:
     from mutmut.stats import status_by_exit_code
 
     meta = json.loads((ROOT / "mutants" / f"{module}.meta").read_text())
@@ -89,21 +89,24 @@ def module_result(module: str, seconds: float, equivalent: list[dict]) -> dict:
                 survivors.append(entry)
         counts[status] = counts.get(status, 0) + 1
     total = sum(counts.values())
+    tested = total - counts.get("not checked", 0)  # < total only when a run was stopped midway
     caught = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("equivalent", 0)
-    return {"mutants": total, "counts": counts, "score": caught / total if total else None,
-            "seconds": round(seconds, 1),
+    return {"mutants": total, "counts": counts, "score": caught / tested if tested else None,
+            "seconds": None if seconds is None else round(seconds, 1),
             "mutant_test_seconds": round(sum(v for v in meta["durations_by_key"].values() if v), 1),
             "equivalent": marked, "survived": survivors}
 
 
 def scores_table(modules: dict[str, dict]) -> str:
-    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | score | run s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | not checked | score | run s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for module, r in modules.items():
         c = r["counts"]
+        score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
+        seconds = "stopped" if r["seconds"] is None else f"{r['seconds']:.0f}"
         rows.append(f"| `{module}` | {r['mutants']} | {c.get('killed', 0)} | {c.get('timeout', 0)} | "
                     f"{c.get('equivalent', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
-                    f"{100 * r['score']:.1f}% | {r['seconds']:.0f} |")
+                    f"{c.get('not checked', 0)} | {score} | {seconds} |")
     lines = ["\n".join(rows), ""]
     for module, r in modules.items():
         for e in r["equivalent"]:
@@ -135,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     equivalent = yaml.safe_load((args.output / "equivalent.yaml").read_text()) or []
     summary_path = args.output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"modules": {}}
-    if args.rescore:
-        for module, old in summary["modules"].items():
+    if args.rescore:  # the modules given, else those of summary.json; a module run midway: seconds unknown
+        for module in args.module or list(summary["modules"]):
+            old = summary["modules"].get(module, {"seconds": None})
             summary["modules"][module] = module_result(module, old["seconds"], equivalent)
         write(summary, known, args.output, keep_stamp=True)
         return 0
