@@ -141,6 +141,8 @@ def test_evaluate_reports_the_lenient_grade_of_a_task_whose_extractors_differ(mo
     assert (summary["n"], summary["task"], summary["task_version"]) == (4, task.name, task.version)
     assert [(r["correct"], r["correct_lenient"]) for r in rows] == [(True, True), (False, True), (False, False),
                                                                     (False, False)]
+    assert {k: rows[1][k] for k in ("id", "completion", "extracted", "gold", "reason")} == {
+        "id": problems[1].id, "completion": f"so {g[1]}", "extracted": None, "gold": g[1], "reason": "no_answer"}
     # k = 5 > n = 3 is skipped, the k after it still computed.
     # pass@1 is the share of correct samples: strict (2/3 + 1/3) / 4, lenient (2/3 + 1/3 + 2/3) / 4
     assert "pass@5" not in summary and "maj@5" not in summary

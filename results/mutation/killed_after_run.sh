@@ -22,4 +22,6 @@ try mathrl/loss.py "keep = (ratio >= 1.0 / cap) & (ratio <= cap)" "keep = (ratio
 try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio < 0.9) | (ratio > 2.1)" tests/test_rollout_correction.py
 try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio <= 0.9) | (ratio > 1.1)" tests/test_rollout_correction.py
 try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio < 0.9) | (ratio >= 1.1)" tests/test_rollout_correction.py
+try mathrl/evaluate.py 'rows = [{"id": p.id,' 'rows = [{"XXidXX": p.id,' tests/test_evaluate.py
+try mathrl/evaluate.py '"gold": p.gold, "correct": g.correct,' '"GOLD": p.gold, "correct": g.correct,' tests/test_evaluate.py
 git status --short mathrl/
