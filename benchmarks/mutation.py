@@ -141,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rescore:  # the modules given, else those of summary.json; a module run midway: seconds unknown
         for module in args.module or list(summary["modules"]):
             old = summary["modules"].get(module, {"seconds": None})
-            summary["modules"][module] = module_result(module, old["seconds"], equivalent)
+            new = module_result(module, old["seconds"], equivalent)
+            if new["score"] is None and old.get("score") is not None:  # mutmut reset its cache since
+                print(f"{module}: mutants/ holds no results any more; summary.json keeps the run's")
+                continue
+            summary["modules"][module] = new
         write(summary, known, args.output, keep_stamp=True)
         return 0
     if not args.keep:
