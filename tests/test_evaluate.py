@@ -163,7 +163,8 @@ def test_majority_votes_pool_the_answers_the_tasks_mode_calls_equal():
     for mode, majority_right in (("numeric", 0.0), ("exact", 1.0)):
         task = get_task("arithmetic-1shot", overrides={"grader": {"mode": mode}})
         problem = task.load("test", limit=1)[0]
-        batch = SimpleNamespace(completions=[f"#### {problem.gold}", "#### 7777", "#### 7777.0"], problems=[problem] * 3)
+        batch = SimpleNamespace(completions=[f"#### {problem.gold}", "#### 7777", "#### 7777.0"],
+                                problems=[problem] * 3)
         assert sampled_metrics(task, batch, 3, (3,))[0]["maj@3"] == majority_right, mode
 
 
@@ -176,7 +177,8 @@ def test_evaluate_defaults_and_its_progress_bar(monkeypatch, capsys):
     problems = task.load("test", limit=4)
     calls, drift = [], []
     monkeypatch.setattr(ev, "hf_generate", _canned({0: ["1"] * 4, 1: ["2"] * 4, 2: ["3"] * 8}, calls))
-    monkeypatch.setattr(ev, "kl_drift", lambda model, ref, batch, temperature, mb: drift.append((temperature, mb)) or {})
+    monkeypatch.setattr(ev, "kl_drift",
+                        lambda model, ref, batch, temperature, mb: drift.append((temperature, mb)) or {})
     ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=2)
     assert calls == [{"n": 1, "greedy": True, "max_rows": 64},
                      {"n": 2, "temperature": 1.0, "top_p": 1.0, "max_rows": 64}]

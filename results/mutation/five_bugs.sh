@@ -29,14 +29,14 @@ PYEOF
 bug "grade() default rel_tol 1e-2" mathrl/verify/grade.py \
   "          rel_tol: float = 1e-6, timeout: float = 2.0, percent_as_fraction: bool = False) -> Grade:" \
   "          rel_tol: float = 1e-2, timeout: float = 2.0, percent_as_fraction: bool = False) -> Grade:" \
-  tests/test_verify_defaults.py
+  tests/verify/test_defaults.py
 bug "equivalent() default rel_tol 1e-2" mathrl/verify/grade.py \
   'def equivalent(pred: str, gold: str, mode: str = "math", rel_tol: float = 1e-6,' \
   'def equivalent(pred: str, gold: str, mode: str = "math", rel_tol: float = 1e-2,' \
-  tests/test_verify_defaults.py
+  tests/verify/test_defaults.py
 bug "task spec default rel_tol 1e-2" mathrl/tasks/spec.py \
   '"rel_tol": Field(NUM, default=1e-6),' '"rel_tol": Field(NUM, default=1e-2),' \
-  tests/test_verify_defaults.py
+  tests/verify/test_defaults.py
 bug "base_rewards pays 1.0 when no answer was extracted" mathrl/reward.py \
   "[g.value for g in grades]" "[1.0 if g.extracted is None else g.value for g in grades]" \
   tests/test_reward.py
