@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import yaml
@@ -37,7 +36,11 @@ BEGIN, END = "<!-- scores: written by benchmarks/mutation.py -->", "<!-- /scores
 
 
 def configured_modules() -> list[str]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]["only_mutate"]
+    """[tool.mutmut] only_mutate, read by mutmut itself (its TOML reader works on Python 3.10 too)."""
+    from mutmut.configuration import config  # reads ./pyproject.toml
+
+    os.chdir(ROOT)
+    return list(config().only_mutate)
 
 
 def mutmut(*args: str, log=None) -> subprocess.CompletedProcess:
@@ -128,13 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                              "(after a change to equivalent.yaml)")
     parser.add_argument("--output", type=Path, default=OUT, help="results folder (default: %(default)s)")
     args = parser.parse_args(argv)
+    if shutil.which(str(Path(sys.executable).with_name("mutmut"))) is None:
+        parser.error("mutmut is not installed here: pip install -e '.[mutation]' (or: make mutation)")
     known = configured_modules()
     modules = args.module or known
     unknown = [m for m in modules if m not in known]
     if unknown:
         parser.error(f"not in [tool.mutmut] only_mutate: {', '.join(unknown)}")
-    if shutil.which(str(Path(sys.executable).with_name("mutmut"))) is None:
-        parser.error("mutmut is not installed here: pip install -e '.[mutation]' (or: make mutation)")
     equivalent = yaml.safe_load((args.output / "equivalent.yaml").read_text()) or []
     summary_path = args.output / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {"modules": {}}
