@@ -67,7 +67,7 @@ def report(summary: dict, out: Path) -> None:
     plot(summary, out / "pass_maj_vs_k.png")
     for key, g in summary["gain_over_seeds"].items():
         print(f"{key}: gain {g['mean']:+.3f}, 95% CI over seeds and problems [{g['ci95'][0]:+.3f}, "
-              f"{g['ci95'][1]:+.3f}]")
+              f"{g['ci95'][1]:+.3f}], Holm p {g['p_holm']:.3g}")
     print(f"wrote {out / 'summary.json'} and {out / 'pass_maj_vs_k.png'}")
 
 
@@ -144,7 +144,7 @@ def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, te
     mathrl report quotes (stats.seeds_problems_interval), so it carries the noise of both."""
     import numpy as np
 
-    from mathrl.stats import METHOD, crossed_bootstrap, seeds_problems_interval
+    from mathrl.stats import METHOD, crossed_bootstrap, holm, seeds_problems_interval
 
     per_seed, gains = [], {(m, k): [] for m in ("pass", "maj") for k in ks}
     for name, (before, after) in pairs.items():
@@ -161,6 +161,8 @@ def compare(pairs: dict[str, tuple[dict, dict]], ks: tuple[int, ...], n: int, te
     for (m, k), rows in gains.items():
         est = seeds_problems_interval(np.array(rows))
         over[f"{m}@{k}"] = {"mean": est.mean, "ci95": [est.lo, est.hi], "p": est.p}
+    for g, adjusted in zip(over.values(), holm([g["p"] for g in over.values()])):
+        g["p_holm"] = adjusted  # every k of pass@k and maj@k is one claim of the figure
     first = next(iter(pairs.values()))
     return {"n": n, "problems": len(first[0]["rows"]), "temperature": temperature, "grade": "lenient",
             "shared_before": shared_before, "method": METHOD,

@@ -117,7 +117,21 @@ def claims(groups: list[dict], metric: str | None, alpha: float = 0.05, delta: f
     method = stats.METHOD if all(x is not None for x in matrices) else (
         stats.METHOD + "; rows marked (t) fall back to: " + T_METHOD)
     return {"metric": "per-problem lenient pass@1" if any(x is not None for x in matrices) else metric,
-            "method": method, "alpha": alpha, "family": m, "rows": rows}
+            "method": method, "alpha": alpha, "family": m, "rows": rows, "levels": _levels(groups, scores)}
+
+
+def _levels(groups: list[dict], scores) -> list[dict[str, Any]]:
+    """Each group's final pass@1 with the same interval over seeds and problems as the claims
+    (a description, not a claim: outside the Holm family)."""
+    out = []
+    for g in groups:
+        finals = [scores(r, "final") for r in g["runs"]]
+        x = _matrix([(f, dict.fromkeys(f, 0.0) if f else None) for f in finals])  # minus 0: the level
+        if x is not None:
+            est = stats.seeds_problems_interval(x)
+            out.append({"label": g["label"], "n": x.shape[0], "problems": x.shape[1], "mean": est.mean,
+                        "lo": est.lo, "hi": est.hi})
+    return out
 
 
 def _row(kind: str, first: str, second: str, n_seeds: int, n_problems: int | None, est: stats.Estimate,
@@ -167,9 +181,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
                      f"{r['n']} x {r['problems'] or '—'}", f"{r['mean']:+.3f}",
                      f"[{r['lo']:+.3f}, {r['hi']:+.3f}]", fw_text, _p(r["p"]), _p(r["p_holm"]),
                      f"{r['p_improvement']:.2f}" if r.get("p_improvement") is not None else "—", r["verdict"]])
+    levels = result.get("levels") or []
     lines = ["## Claims", "", f"Metric: {result['metric']}. Intervals: {result['method']}. An order is "
              f"claimed only where the Holm-adjusted p < {result['alpha']:g} over all {result['family']} claims; "
              f"otherwise \"{UNRESOLVED}\".", "", md_table(head, body), ""]
+    if levels:
+        lines += ["Each group's final pass@1 with the same interval over seeds and problems (a level, not a claim):",
+                  "", md_table(["group", "seeds x problems", "pass@1", "95% CI"],
+                               [[v["label"], f"{v['n']} x {v['problems']}", f"{v['mean']:.3f}",
+                                 f"[{v['lo']:.3f}, {v['hi']:.3f}]"] for v in levels]), ""]
     powered = [r for r in rows if "power" in r]
     if powered:
         p0 = powered[0]["power"]

@@ -56,6 +56,8 @@ def test_parallel_runs_equal_sequential_runs(sequential, executor, options):
         assert samples and all(s.endswith(".jsonl.gz") for s in samples)  # finished runs are compressed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pairwise"]["rows"] and all("p_holm" in r for r in summary["pairwise"]["rows"])
+    (level,) = summary["pairwise"]["levels"]  # one group: its final pass@1 over 2 seeds x 2 problems
+    assert level["n"] == 2 and level["problems"] == 2 and level["lo"] <= level["mean"] <= level["hi"]
 
 
 def test_split_threads_gives_each_job_its_share():
