@@ -38,13 +38,14 @@ bench: install
 
 # Mutation score of the reward, checker, metrics, advantages, losses and eval aggregation
 # (pyproject.toml [tool.mutmut]; results/mutation/README.md). Not part of `make test`: minutes
-# per module on one core (the README's table). Installs the `mutation` extra (mutmut) into .venv once.
+# per module on one core (the README's table). Installs the `mutation` extra (mutmut) into .venv
+# once. Some modules only: make mutation MUTATION_ARGS='--module mathrl/loss.py --module ...'
 $(BIN)/.mutation-installed: $(BIN)/.installed
 	$(BIN)/pip install --quiet -e ".[$(EXTRAS),mutation]"
 	touch $@
 
 mutation: $(BIN)/.mutation-installed
-	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mutation.py
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/mutation.py $(MUTATION_ARGS)
 
 clean:
 	rm -rf $(VENV) runs build mutants *.egg-info

@@ -95,21 +95,23 @@ def module_result(module: str, seconds: float | None, equivalent: list[dict]) ->
     tested = total - counts.get("not checked", 0)  # < total only when a run was stopped midway
     caught = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("equivalent", 0)
     return {"mutants": total, "counts": counts, "score": caught / tested if tested else None,
+            "commit": _git("rev-parse", "--short", "HEAD"),  # modules may be scored at different commits
             "seconds": None if seconds is None else round(seconds, 1),
             "mutant_test_seconds": round(sum(v for v in meta["durations_by_key"].values() if v), 1),
             "equivalent": marked, "survived": survivors}
 
 
 def scores_table(modules: dict[str, dict]) -> str:
-    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | not checked | score | run s |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | not checked | score | run s "
+            "| commit |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for module, r in modules.items():
         c = r["counts"]
         score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
         seconds = "stopped" if r["seconds"] is None else f"{r['seconds']:.0f}"
         rows.append(f"| `{module}` | {r['mutants']} | {c.get('killed', 0)} | {c.get('timeout', 0)} | "
                     f"{c.get('equivalent', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
-                    f"{c.get('not checked', 0)} | {score} | {seconds} |")
+                    f"{c.get('not checked', 0)} | {score} | {seconds} | {r.get('commit', '-')} |")
     lines = ["\n".join(rows), ""]
     for module, r in modules.items():
         for e in r["equivalent"]:

@@ -263,7 +263,7 @@ def mismatch_stats(train_logp: torch.Tensor, sample_logp: torch.Tensor, mask: to
         return {}
     diff = (train_logp.detach().float() - sample_logp.float())[m]  # (n_tokens,)
     ratio = diff.exp()  # (n_tokens,)
-    q = torch.quantile(ratio, torch.tensor([0.05, 0.5, 0.95], dtype=ratio.dtype, device=ratio.device)).tolist()
+    q = torch.quantile(ratio, ratio.new_tensor([0.05, 0.5, 0.95])).tolist()  # q on ratio's dtype and device
     return {"rollout/logp_abs_diff_mean": float(diff.abs().mean()),
             "rollout/logp_abs_diff_max": float(diff.abs().max()),
             "rollout/is_ratio_p05": q[0], "rollout/is_ratio_p50": q[1], "rollout/is_ratio_p95": q[2],

@@ -61,6 +61,9 @@ def test_mismatch_stats_over_the_completion_tokens():
     # ratios 1.5 (off by more than 10%), 1.05 and 0.95 (within): 1 of 3
     near = mismatch_stats(torch.log(torch.tensor([[1.5, 1.05, 0.95]])), torch.zeros(1, 3), torch.ones(1, 3))
     assert near["rollout/is_ratio_off_10pct_frac"] == pytest.approx(1 / 3)
+    # the edges themselves are within 10% (exp(log 0.9) is 0.9 exactly in float32)
+    edges = mismatch_stats(torch.log(torch.tensor([[0.9, 1.1]])), torch.zeros(1, 2), torch.ones(1, 2))
+    assert edges["rollout/is_ratio_off_10pct_frac"] == 0.0
 
 
 def test_an_unknown_correction_and_a_cap_below_one_are_refused():
