@@ -73,11 +73,6 @@ def symbolic_equal(a: tuple, b: tuple, rel_tol: float, approximate: bool, timeou
 
 # ---- scalars ----------------------------------------------------------------------------------
 
-def _infinity_sign(node: tuple) -> int | None:
-    signs = {("const", "inf"): 1, ("neg", ("const", "inf")): -1}
-    return signs.get(node)
-
-
 def _beyond_floats(rational, other: tuple) -> bool:
     """A rational past float range (a 309-digit number) against a constant the probe can
     evaluate (2\\sqrt{3}): they differ, and SymPy need not be asked (the probe cannot hold it)."""
@@ -117,9 +112,10 @@ def _rounded(a: tuple, b: tuple, va, vb) -> bool:
 def scalar_equal(a: tuple, b: tuple, budget: Budget) -> bool:
     if a == b:
         return True
-    if has_constant(a, "inf") or has_constant(b, "inf"):  # only ±inf itself is meaningful here
-        sign = _infinity_sign(a)
-        return sign is not None and sign == _infinity_sign(b)
+    if has_constant(a, "inf") or has_constant(b, "inf"):
+        # ±inf is only itself: `\infty` and `-\infty` parse to one tree each (`+\infty`,
+        # `-(\infty)` too), so two different trees with an infinity are different answers
+        return False
     approximate = is_approximate(a) or is_approximate(b)
     va, vb = exact.try_value(a), exact.try_value(b)
     if va is not None and vb is not None:

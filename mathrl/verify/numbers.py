@@ -81,7 +81,8 @@ def _int(digits: str) -> int:
 
 
 def _decimal(text: str) -> Fraction:
-    mantissa, _, exponent = text.replace(" ", "").lower().partition("e")
+    # no need to drop the spaces the regex allows around the `e`: Fraction() and int() strip them
+    mantissa, _, exponent = text.lower().partition("e")
     if sum(ch.isdigit() for ch in mantissa) > MAX_DIGITS:
         raise TooLarge("number literal too long")
     if exponent and abs(int(exponent)) > MAX_SCI_EXPONENT:
