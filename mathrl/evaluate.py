@@ -115,7 +115,7 @@ def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> tuple[dic
     """pass@k and maj@k, strict and lenient; and per problem the samples' extracted answers and
     verdicts (the rows of samples/eval-*.jsonl)."""
     strict, lenient = grade_both(task, batch.completions, batch.problems)
-    problems = batch.problems[::n]
+    same = _equivalence(task)
     out: dict[str, float] = {}
     for suffix, grades in (("", strict), ("_lenient", lenient)):
         per_problem = [grades[i:i + n] for i in range(0, len(grades), n)]
@@ -125,8 +125,8 @@ def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> tuple[dic
             out[f"pass@{k}{suffix}"] = sum(pass_at_k(n, sum(g.correct for g in gs), k)
                                            for gs in per_problem) / len(per_problem)
             out[f"maj@{k}{suffix}"] = sum(
-                maj_at_k([g.extracted for g in gs], [g.correct for g in gs], k, equivalent=_equivalence(task, p))
-                for gs, p in zip(per_problem, problems)) / len(per_problem)
+                maj_at_k([g.extracted for g in gs], [g.correct for g in gs], k, equivalent=same)
+                for gs in per_problem) / len(per_problem)
     rows = [{"samples_extracted": [g.extracted for g in strict[i:i + n]],
              "samples_correct": [g.correct for g in strict[i:i + n]],
              "samples_extracted_lenient": [g.extracted for g in lenient[i:i + n]],
@@ -134,7 +134,7 @@ def sampled_metrics(task, batch, n: int, k_values: tuple[int, ...]) -> tuple[dic
     return out, rows
 
 
-def _equivalence(task, problem: Problem):
+def _equivalence(task):
     """Votes pool answers the verifier calls equal (e.g. "0.5" and "1/2"); under a grader
     hook, only identical answers (two expressions of one value may differ in verdict)."""
     from mathrl.verify import equivalent

@@ -455,3 +455,59 @@ def test_a_group_of_two_and_a_batch_of_two_are_divided_by_their_std():
     for mode in ("group", "batch"):
         got = outcome_advantage("dr_grpo", mode).outcome(rewards, 2)
         torch.testing.assert_close(got, torch.tensor([half, -half], dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+# --------------------------------------------------------------------------- the registry entries
+# What the trainer calls: AdvantageInputs -> (advantages (N, T), value targets or None).
+
+def _inputs(**kw):
+    from mathrl.advantage import AdvantageInputs
+
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])
+    loss_mask = mask.clone()
+    loss_mask[3] = 0  # a truncated row, out of the loss
+    return AdvantageInputs(rewards=torch.tensor([1.0, 0.0, 0.5, 0.0]), mask=mask, loss_mask=loss_mask,
+                           group_size=2, **kw)
+
+
+def test_outcome_entries_subtract_the_summed_kl_and_see_every_ranks_rows():
+    """reward - beta * sum_t KL_t per completion; the estimator over the gathered (global) rows;
+    this rank's share broadcast over its tokens; no value targets."""
+    kl = torch.tensor([[0.1, 0.2, 0.3], [0.0, 0.4, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    other_rank = torch.tensor([0.25, 0.75])
+    x = _inputs(kl=kl, kl_coef=0.5, gather=lambda t: torch.cat([t, other_rank]), local=lambda t: t[:4])
+    adv, targets = ADVANTAGES["grpo"](x)
+    seq = torch.tensor([1.0 - 0.5 * 0.6, 0.0 - 0.5 * 0.4, 0.5 - 0.5 * 1.0, 0.0])
+    expected = grpo(torch.cat([seq, other_rank]), 2)[:4]
+    assert targets is None and adv.shape == (4, 3)
+    torch.testing.assert_close(adv, expected.unsqueeze(-1).expand(4, 3))
+    torch.testing.assert_close(ADVANTAGES["reinforce_pp"](_inputs())[0][:, 0], reinforce_pp(_inputs().rewards, 2))
+    assert {name for name, e in ADVANTAGES.items() if e.grouped} == {*GROUP_RELATIVE, "process"}
+    assert [name for name, e in ADVANTAGES.items() if e.needs_values] == ["gae"]
+    assert ADVANTAGES["grpo"].outcome is grpo and ADVANTAGES["online_rft"].outcome is online_rft
+
+
+def test_ppo_entry_is_gae_over_the_token_rewards_whitened_on_the_loss_tokens():
+    """Score at the last token minus beta * KL_t, GAE with the run's gamma and lambda (not swapped),
+    advantages whitened over the tokens of the loss, returns as value targets."""
+    values = torch.tensor([[0.2, 0.1, 0.4], [0.3, -0.2, 9.0], [0.5, 9.0, 9.0], [0.1, 0.2, 0.3]])
+    kl = torch.full((4, 3), 0.1)
+    x = _inputs(values=values, kl=kl, kl_coef=0.5, gamma=0.9, lam=0.6)
+    adv, returns = ADVANTAGES["gae"](x)
+    raw, expected_returns = gae(per_token_rewards(x.rewards, x.mask, 0.5 * kl), values, x.mask, 0.9, 0.6)
+    torch.testing.assert_close(returns, expected_returns)
+    torch.testing.assert_close(adv, whiten(raw, x.loss_mask))
+    assert adv[3].eq(0).all() and not torch.allclose(returns, gae(per_token_rewards(x.rewards, x.mask, 0.5 * kl),
+                                                                  values, x.mask, 0.6, 0.9)[1])
+    no_kl = ADVANTAGES["gae"](_inputs(values=values, gamma=0.9, lam=0.6))[1]
+    torch.testing.assert_close(no_kl, gae(per_token_rewards(x.rewards, x.mask), values, x.mask, 0.9, 0.6)[1])
+
+
+def test_process_entry_reads_the_steps_of_each_completion():
+    """Step rewards and ends from the thunk, normalised per group of the run's size, over the
+    batch's T tokens, on the rewards' device and dtype of process_advantages; no value targets."""
+    steps = ([[1.0, 0.0], [0.0], [1.0], [0.5, 0.5]], [[0, 2], [1], [0], [1, 2]])
+    adv, targets = ADVANTAGES["process"](_inputs(steps=lambda: steps))
+    assert targets is None
+    torch.testing.assert_close(adv, process_advantages(*steps, 2, 3))
+    assert not torch.allclose(adv, process_advantages(*steps, 4, 3))

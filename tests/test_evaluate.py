@@ -223,3 +223,120 @@ def test_evaluate_model_resolves_names_and_passes_its_defaults(monkeypatch, tmp_
     assert the_task is task and len(problems) == 2 and max_new_tokens == 5
     assert kw == {"n": 4, "temperature": 0.5, "top_p": 0.9, "k_values": (1, 4), "ref_model": models["ref"],
                   "progress": True}
+
+
+def _eval_state(*, eval_kl=None, ref_model=None, lora_rank=0, eval_samples=0, batch_size=8, step=0,
+                main=True, problems=("p",)):
+    """run_eval's view of a run_state.RunState: what it reads, and a record of what it does."""
+    import contextlib
+
+    did = {"entered": [], "written": [], "logged": []}
+
+    @contextlib.contextmanager
+    def enter(what, value=None):
+        did["entered"].append(what)
+        yield value
+
+    cfg = SimpleNamespace(eval_kl=eval_kl, lora_rank=lora_rank, eval_samples=eval_samples, temperature=0.7,
+                          top_p=0.9, batch_size=batch_size, model="tiny")
+    state = SimpleNamespace(
+        cfg=cfg, eval_problems=list(problems), ref_model=ref_model, step=step, tokenizer="tok",
+        task=SimpleNamespace(name="digit"), max_new_tokens=12, micro_batch_size=3, show_progress=False,
+        policy_is_reference=False, meter=SimpleNamespace(phase=lambda name: enter(f"phase {name}")),
+        reference=lambda: enter("reference", "REF"), policy_for_generation=lambda: "POLICY",
+        accelerator=SimpleNamespace(is_main_process=main),
+        run=SimpleNamespace(write_eval=lambda name, s: did["written"].append(("eval", name, s)),
+                            write_samples=lambda name, rows: did["written"].append(("samples", name, rows))),
+        log=lambda metrics: did["logged"].append(metrics))
+    return state, did
+
+
+def test_run_eval_measures_writes_and_logs_the_runs_eval(monkeypatch):
+    """The trainer's eval: evaluate() with the run's settings (k in 1, 4, ..., 64 up to eval_samples,
+    rows of max(batch, 16)); the KL drift against the reference only when asked or when one exists
+    (a LoRA run's is the adapter-free model); eval/<task>/* metrics; files named by step or
+    `final`, written by the main process only; the step-0 eval logged at once, with its warning."""
+    import mathrl.evaluate as ev
+
+    calls, warned = [], []
+    summary = {"accuracy": 0.5, "accuracy_stderr": 0.1, "len_mean": 7.0, "truncated_frac": 0.25,
+               "no_answer_frac": 0.125, "accuracy_lenient": 0.75, "pass@1": 0.4, "maj@4_lenient": 0.3, "n": 4,
+               "kl_drift": {"k1_token": 0.01, "k3_token": 0.02}}
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **kw: calls.append((a, kw)) or (dict(summary), ["row"]))
+    monkeypatch.setattr(ev, "warn_if_no_reward", lambda state, s: warned.append((state, s)))
+
+    state, did = _eval_state(eval_samples=16)
+    metrics = ev.run_eval(state)
+    (model, tok, task, problems, max_new), kw = calls[-1]
+    assert (model, tok, task, problems, max_new) == ("POLICY", "tok", state.task, ["p"], 12)
+    assert kw == {"n": 16, "temperature": 0.7, "top_p": 0.9, "k_values": (1, 4, 8, 16), "ref_model": None,
+                  "micro_batch_size": 3, "max_rows": 16, "progress": False, "policy_is_reference": False}
+    assert did["entered"] == ["phase eval"]  # no reference without KL: none is entered
+    assert metrics == {"eval/digit/acc": 0.5, "eval/digit/acc_stderr": 0.1, "eval/digit/len_mean": 7.0,
+                       "eval/digit/truncated_frac": 0.25, "eval/digit/no_answer_frac": 0.125,
+                       "eval/digit/acc_lenient": 0.75, "eval/digit/pass@1": 0.4, "eval/digit/maj@4_lenient": 0.3,
+                       "eval/digit/kl_k1": 0.01, "eval/digit/kl_k3": 0.02}
+    assert did["written"] == [("eval", "step-000000", {**summary, "step": 0}), ("samples", "eval-step-000000", ["row"])]
+    assert did["logged"] == [{**metrics, "step": 0}] and warned == [(state, summary)]
+
+    # the KL drift: asked for, or by default when a reference exists or the policy is a LoRA adapter
+    for eval_kl, ref_model, lora_rank, measured in ((True, None, 0, True), (None, "R", 0, True),
+                                                    (None, None, 4, True), (None, None, 0, False),
+                                                    (False, "R", 4, False)):
+        state, did = _eval_state(eval_kl=eval_kl, ref_model=ref_model, lora_rank=lora_rank)
+        ev.run_eval(state)
+        assert did["entered"] == ["phase eval"] + ["reference"] * measured, (eval_kl, ref_model, lora_rank)
+        assert calls[-1][1]["ref_model"] == ("REF" if measured else None)
+
+    # k up to eval_samples, inclusive; rows of at least 16; the settings passed on
+    for eval_samples, batch_size, ks, rows in ((4, 32, (1, 4), 32), (64, 17, (1, 4, 8, 16, 32, 64), 17),
+                                               (0, 8, (), 16), (31, 8, (1, 4, 8, 16), 16)):
+        state, did = _eval_state(eval_samples=eval_samples, batch_size=batch_size)
+        state.show_progress, state.policy_is_reference = True, True
+        ev.run_eval(state)
+        kw = calls[-1][1]
+        assert (kw["k_values"], kw["max_rows"], kw["n"]) == (ks, rows, eval_samples)
+        assert kw["progress"] is True and kw["policy_is_reference"] is True
+
+    # later evals: named by step (or final), not logged here; only the main process writes files
+    warned.clear()
+    state, did = _eval_state(step=5)
+    del summary["kl_drift"]
+    assert "eval/digit/kl_k1" not in ev.run_eval(state)
+    assert [w[:2] for w in did["written"]] == [("eval", "step-000005"), ("samples", "eval-step-000005")]
+    assert did["written"][0][2]["step"] == 5 and did["logged"] == [] and warned == []
+    state, did = _eval_state(step=0)
+    ev.run_eval(state, final=True)
+    assert [w[:2] for w in did["written"]] == [("eval", "final"), ("samples", "eval-final")] and did["logged"] == []
+    state, did = _eval_state(step=5, main=False)
+    ev.run_eval(state, final=True)
+    assert did["written"] == []
+    state, did = _eval_state(problems=())
+    assert ev.run_eval(state) == {} and did["entered"] == [] and len(calls) == 13
+
+
+def test_evaluate_counts_one_sample_a_problem_and_measures_the_drift_on_the_samples(monkeypatch, capsys):
+    """n = 1 is a sampled eval (pass@1); the drift is measured on the sampled rows when there are
+    some; no drift without a reference, even at step 0; the unanswered share over the problems;
+    the bar counts greedy + sampled + KL rows and is cleared when done."""
+    import mathrl.evaluate as ev
+
+    task = get_task("arithmetic-1shot")
+    problems = task.load("test", limit=4)
+    drift = []
+    greedy = ["no idea", f"#### {problems[1].gold}", "#### 7777", "#### 7777"]
+    monkeypatch.setattr(ev, "hf_generate", _canned({0: greedy, 1: [f"#### {p.gold}" for p in problems], 2: ["x"] * 8}))
+    monkeypatch.setattr(ev, "kl_drift", lambda model, ref, batch, t, mb: drift.append(batch.completions) or {"k": 1})
+    summary = ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=1, policy_is_reference=True)[0]
+    assert summary["pass@1"] == 1.0 and summary["accuracy"] == 0.25 and summary["no_answer_frac"] == 0.25
+    assert "kl_drift" not in summary
+    with monkeypatch.context() as one:
+        one.setattr(ev, "hf_generate", _canned({0: ["no idea"]}))
+        assert ev.evaluate(torch.nn.Module(), None, task, problems[:1], 8)[0]["no_answer_frac"] == 1.0
+    summary = ev.evaluate(torch.nn.Module(), None, task, problems, 8, n=2, ref_model=torch.nn.Module(),
+                          progress=True)[0]
+    assert summary["kl_drift"] == {"k": 1} and drift == [["x"] * 8]  # the sampled rows, not the greedy ones
+    err = capsys.readouterr().err
+    assert "| 0/12 [" in err and "sample/s" in err and not err.endswith("\n")  # 4 greedy + 8 sampled; left clean
+    ev.evaluate(torch.nn.Module(), None, task, problems, 8, ref_model=torch.nn.Module(), progress=True)
+    assert "| 0/8 [" in capsys.readouterr().err  # 4 greedy + 4 sampled for the drift
