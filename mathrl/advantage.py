@@ -18,6 +18,7 @@ so that `adv/zero_std_frac` tokens contribute nothing to the gradient.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -326,15 +327,18 @@ class Estimator:
 
 
 def outcome(fn: Callable[[torch.Tensor, int], torch.Tensor], grouped: bool = False) -> Estimator:
-    """An outcome estimator fn(rewards (N,), G) -> (N,) as a registry entry: the KL in the reward
-    is summed over each completion, the advantage broadcast over its tokens."""
+    """An outcome estimator fn(rewards (N,), G) -> (N,) as a registry entry."""
+    return Estimator(partial(_outcome_estimate, fn), grouped=grouped, outcome=fn)
 
-    def estimate(x: AdvantageInputs) -> tuple[torch.Tensor, None]:
-        seq_rewards = x.rewards if x.kl is None else x.rewards - x.kl_coef * x.kl.sum(-1)  # (N,)
-        adv = x.local(fn(x.gather(seq_rewards), x.group_size))  # (N,)
-        return adv.unsqueeze(-1).expand_as(x.loss_mask), None  # (N, T)
 
-    return Estimator(estimate, grouped=grouped, outcome=fn)
+# A module-level function, not a closure in outcome(): outcome() runs at import, so mutation
+# testing could only reach a closure's body through the import (issue 27).
+def _outcome_estimate(fn, x: AdvantageInputs) -> tuple[torch.Tensor, None]:
+    """The KL in the reward summed over each completion; fn over every rank's rows; this rank's
+    advantages broadcast over its tokens."""
+    seq_rewards = x.rewards if x.kl is None else x.rewards - x.kl_coef * x.kl.sum(-1)  # (N,)
+    adv = x.local(fn(x.gather(seq_rewards), x.group_size))  # (N,)
+    return adv.unsqueeze(-1).expand_as(x.loss_mask), None  # (N, T)
 
 
 def ppo_gae(x: AdvantageInputs) -> tuple[torch.Tensor, torch.Tensor]:

@@ -511,3 +511,32 @@ def test_process_entry_reads_the_steps_of_each_completion():
     assert targets is None
     torch.testing.assert_close(adv, process_advantages(*steps, 2, 3))
     assert not torch.allclose(adv, process_advantages(*steps, 4, 3))
+
+
+def test_an_outcome_entry_made_at_run_time():
+    """outcome(fn): not grouped unless said, fn kept as its outcome, applied through the entry."""
+    from mathrl.advantage import outcome
+
+    def double(rewards, group_size):
+        return rewards * group_size
+
+    entry = outcome(double)
+    assert entry.grouped is False and entry.outcome is double and not entry.needs_values
+    assert outcome(double, grouped=True).grouped is True
+    adv, targets = entry(_inputs())
+    assert targets is None
+    torch.testing.assert_close(adv, (_inputs().rewards * 2).unsqueeze(-1).expand(4, 3))
+
+
+def test_constant_groups_one_flag_per_group():
+    from mathrl.advantage import constant_groups
+
+    flags = constant_groups(torch.tensor([1.0, 1.0, 0.0, 1.0, 0.5, 0.5]), 2)
+    assert flags.tolist() == [True, False, True]
+
+
+def test_process_entry_follows_the_rewards_device():
+    steps = ([[1.0], [0.0], [1.0], [0.5]], [[0], [1], [0], [2]])
+    x = _inputs(steps=lambda: steps)
+    x.rewards = x.rewards.to("meta")
+    assert ADVANTAGES["process"](x)[0].device.type == "meta"  # a GPU batch's advantages stay on its GPU

@@ -281,7 +281,7 @@ def test_run_eval_measures_writes_and_logs_the_runs_eval(monkeypatch):
 
     # the KL drift: asked for, or by default when a reference exists or the policy is a LoRA adapter
     for eval_kl, ref_model, lora_rank, measured in ((True, None, 0, True), (None, "R", 0, True),
-                                                    (None, None, 4, True), (None, None, 0, False),
+                                                    (None, None, 1, True), (None, None, 0, False),
                                                     (False, "R", 4, False)):
         state, did = _eval_state(eval_kl=eval_kl, ref_model=ref_model, lora_rank=lora_rank)
         ev.run_eval(state)

@@ -99,3 +99,21 @@ CASES = [
 @pytest.mark.parametrize("pred, gold, reason", CASES)
 def test_each_rule_of_the_comparison(pred, gold, reason):
     assert compare(pred, gold) == reason
+
+
+def test_symbolic_verdicts_an_error_is_not_equal_and_the_cache_keys_the_tolerance_only_when_used(monkeypatch):
+    """A worker reply without a verdict (SymPy raised) is "not shown equal". Exact comparisons
+    share one cache entry whatever rel_tol; approximate ones are cached per rel_tol."""
+    import importlib
+
+    cmp = importlib.import_module("mathrl.verify.compare")  # the module: mathrl.verify.compare is also a function
+    requests = []
+    replies = iter([{"error": "SympifyError"}, {"equal": True}, {"equal": True}])
+    monkeypatch.setattr(cmp, "SYMBOLIC_CACHE", _Cache(8))
+    monkeypatch.setattr(cmp.POOL, "request", lambda job, timeout: requests.append(job) or next(replies))
+    a, b = ("sym", "x"), ("sym", "y")
+    assert cmp.symbolic_equal(a, b, 1e-6, False, 1.0) is False
+    assert cmp.symbolic_equal(a, b, 1e-3, False, 1.0) is False and len(requests) == 1  # cached
+    assert cmp.symbolic_equal(a, b, 1e-6, True, 1.0) is True
+    assert cmp.symbolic_equal(a, b, 1e-3, True, 1.0) is True and len(requests) == 3
+    assert cmp.symbolic_equal(a, b, 1e-3, True, 1.0) is True and len(requests) == 3

@@ -62,3 +62,41 @@ def test_gsm8k_pays_nothing_for_an_answer_half_a_unit_off():
     assert not task.grade_answer("#### 100.01", "100").correct
     assert task.grade_answer("#### 100.00", "100").correct
     assert get_task("gsm8k", overrides={"grader": {"rel_tol": 1e-2}}).grade_answer("#### 99.5", "100").correct
+
+
+def test_every_entry_point_hands_its_defaults_and_options_to_the_mode(monkeypatch):
+    """The Options each public entry point builds: 1e-6, 2 s of SymPy, a percent is not a
+    fraction; and each option given is passed on (not dropped, not moved to another slot)."""
+    seen = []
+    monkeypatch.setitem(MODES, "spy", lambda pred, gold, options: seen.append(options) or "equal")
+    default = Options(rel_tol=1e-6, timeout=2.0, percent_as_fraction=False)
+    given = Options(rel_tol=0.25, timeout=7.0, percent_as_fraction=True)
+    assert grade("The answer is 5", "5", mode="spy").correct
+    assert grade_batch(["The answer is 5"], ["5"], mode="spy")[0].correct
+    assert compare("5", "5 ", mode="spy") == "equal" and equivalent("5", "5 ", mode="spy")
+    assert seen == [default] * 4
+    seen.clear()
+    grade("The answer is 5", "5", "auto", "spy", 0.25, 7.0, True)
+    grade_batch(["The answer is 5"], ["5"], "auto", "spy", 0.25, 7.0, True)
+    compare("5", "5 ", "spy", 0.25, 7.0, True)
+    equivalent("5", "5 ", "spy", 0.25, 7.0, True)
+    assert seen == [given] * 4
+
+
+def test_a_percent_is_not_a_fraction_unless_asked():
+    """50% == 50 always; 50% == 0.5 only with percent_as_fraction, at every entry point."""
+    assert grade("The answer is 50%", "0.5").correct is False
+    assert grade("The answer is 50%", "0.5", percent_as_fraction=True).correct is True
+    assert [g.correct for g in grade_batch(["The answer is 50%"] * 2, ["0.5", "50"])] == [False, True]
+    assert grade_batch(["The answer is 50%"], ["0.5"], percent_as_fraction=True)[0].correct is True
+    assert equivalent("50%", "0.5") is False and equivalent("50%", "0.5", percent_as_fraction=True) is True
+    assert compare("50%", "0.5") == "not_equal" and compare("50%", "0.5", percent_as_fraction=True) == "equal"
+
+
+def test_unknown_names_say_what_they_name():
+    with pytest.raises(ValueError, match=r"unknown extractor 'nope'; choose from \["):
+        grade("5", "5", extractor="nope")
+    with pytest.raises(ValueError, match=r"unknown mode 'nope'; choose from \["):
+        grade_batch(["5"], ["5"], mode="nope")
+    with pytest.raises(ValueError, match="unknown mode 'nope'"):
+        compare("5", "5", mode="nope")

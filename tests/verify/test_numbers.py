@@ -79,3 +79,11 @@ def test_the_rounding_tolerance_includes_its_boundary():
     # 1.2345 stands for every value within half a unit of its last digit, 1.23455 included
     assert _equal("1.2345", "123455/100000")
     assert not _equal("1.2345", "123456/100000")
+
+
+@pytest.mark.parametrize("text, value", [("1 4/5", Fraction(9, 5)), ("1 0/5", Fraction(1)), ("1 5/5", None),
+                                         ("1 6/5", None), ("2\\frac{1}{2}", Fraction(5, 2))])
+def test_a_mixed_numbers_fraction_part_is_proper(text, value):
+    """0 <= part < 1: 1 0/5 is 1; 1 5/5 and 1 6/5 are not mixed numbers (a product, if anything)."""
+    parsed = parse_number(text)
+    assert (parsed and parsed.value) == value
