@@ -9,6 +9,8 @@ they count as killed, the others against the score:
 
     score = (killed + timeout + equivalent) / mutants tested (all of them, unless a run was stopped)
 
+An "error" (mutmut's exit status 255: the mutant's test run could not start) counts against it.
+
 Writes results/mutation/summary.json (per module: counts, score, seconds, every survivor's diff
 line) and the score table between the markers of results/mutation/README.md.
 
@@ -80,7 +82,9 @@ def module_result(module: str, seconds: float | None, equivalent: list[dict]) ->
     counts: dict[str, int] = {}
     survivors, marked = [], []
     for name, code in sorted(meta["exit_code_by_key"].items(), key=lambda item: _in_order(item[0])):
-        status = status_by_exit_code[code]
+        # mutmut 3.8 records a test run that could not start (pytest exit 4: test ids not found)
+        # as 255 and counts it a timeout; it caught nothing, so it is an error here, not caught
+        status = "error" if code == 255 else status_by_exit_code[code]
         if status == "survived":
             entry = {"mutant": name, "function": function_of(name), "line": mutated_line(name)}
             reason = next((e["reason"] for e in equivalent
@@ -102,16 +106,16 @@ def module_result(module: str, seconds: float | None, equivalent: list[dict]) ->
 
 
 def scores_table(modules: dict[str, dict]) -> str:
-    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | not checked | score | run s "
-            "| commit |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    rows = ["| module | mutants | killed | timeout | equivalent | survived | no tests | error | not checked | score "
+            "| run s | commit |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for module, r in modules.items():
         c = r["counts"]
         score = "-" if r["score"] is None else f"{100 * r['score']:.1f}%"
         seconds = "stopped" if r["seconds"] is None else f"{r['seconds']:.0f}"
         rows.append(f"| `{module}` | {r['mutants']} | {c.get('killed', 0)} | {c.get('timeout', 0)} | "
                     f"{c.get('equivalent', 0)} | {c.get('survived', 0)} | {c.get('no tests', 0)} | "
-                    f"{c.get('not checked', 0)} | {score} | {seconds} | {r.get('commit', '-')} |")
+                    f"{c.get('error', 0)} | {c.get('not checked', 0)} | {score} | {seconds} | {r.get('commit', '-')} |")
     lines = ["\n".join(rows), ""]
     for module, r in modules.items():
         for e in r["equivalent"]:

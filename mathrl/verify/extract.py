@@ -52,7 +52,7 @@ _MAX_JOINER_CHARS = 80
 _MAX_JOINED = 16  # more boxes in a row than this are no one answer (and joining is linear work)
 
 
-def _joined(completion: str, between: str) -> bool:
+def _joined(between: str) -> bool:
     return len(between) <= _MAX_JOINER_CHARS and _BOX_JOINER.fullmatch(between) is not None
 
 
@@ -72,7 +72,7 @@ def boxed(completion: str) -> str | None:
             if found:
                 break
             continue
-        if found and (len(found) >= _MAX_JOINED or not _joined(completion, completion[arg[1]:joined_from])):
+        if found and (len(found) >= _MAX_JOINED or not _joined(completion[arg[1]:joined_from])):
             break
         if arg[0].strip():
             found.append(arg[0].strip())
@@ -142,7 +142,8 @@ def last_number(completion: str) -> str | None:
         last = None
         for last in _NUMBER.finditer(text):
             pass
-        if last is not None:
+        # a number at the tail's very start may begin before the tail (12 cut to 2): read the whole text
+        if last is not None and (text is completion or last.start() > 0):
             return last.group(0).replace(",", "")
     return None
 

@@ -14,14 +14,11 @@ PY
   git checkout -q -- "$1"
   echo "$3  ->  $r"
 }
-try mathrl/metrics.py "(returns[m] - values[m]).var() / var_returns" "(returns[m] - values[m]).var() * var_returns" tests/test_metrics.py
-try mathrl/metrics.py 'raise ValueError("mean_stderr of an empty sequence")' 'raise ValueError("XXmean_stderr of an empty sequenceXX")' tests/test_metrics.py
-try mathrl/loss.py "keep = (ratio >= 1.0 / cap) & (ratio <= cap)" "keep = (ratio > 1.0 / cap) & (ratio <= cap)" tests/test_rollout_correction.py
-try mathrl/loss.py "keep = (ratio >= 1.0 / cap) & (ratio <= cap)" "keep = (ratio >= 2.0 / cap) & (ratio <= cap)" tests/test_rollout_correction.py
-try mathrl/loss.py "keep = (ratio >= 1.0 / cap) & (ratio <= cap)" "keep = (ratio >= 1.0 / cap) & (ratio < cap)" tests/test_rollout_correction.py
-try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio < 0.9) | (ratio > 2.1)" tests/test_rollout_correction.py
-try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio <= 0.9) | (ratio > 1.1)" tests/test_rollout_correction.py
-try mathrl/loss.py "(ratio < 0.9) | (ratio > 1.1)" "(ratio < 0.9) | (ratio >= 1.1)" tests/test_rollout_correction.py
-try mathrl/evaluate.py 'rows = [{"id": p.id,' 'rows = [{"XXidXX": p.id,' tests/test_evaluate.py
-try mathrl/evaluate.py '"gold": p.gold, "correct": g.correct,' '"GOLD": p.gold, "correct": g.correct,' tests/test_evaluate.py
+try mathrl/evaluate.py "state.ref_model is not None or cfg.lora_rank > 0" "state.ref_model is not None or cfg.lora_rank > 1" tests/test_evaluate.py
+try mathrl/verify/compare.py 'bool(reply.get("equal", False))' 'bool(reply.get("equal", True))' tests/verify/test_compare_rules.py
+try mathrl/verify/compare.py "key = (a, b, rel_tol if approximate else 0.0)" "key = (a, b, rel_tol if (approximate) and False else 0.0)" tests/verify/test_compare_rules.py
+try mathrl/verify/compare.py "key = (a, b, rel_tol if approximate else 0.0)" "key = (a, b, rel_tol if (approximate) or True else 0.0)" tests/verify/test_compare_rules.py
+try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 < part < 1:" tests/verify/test_numbers.py
+try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 <= part <= 1:" tests/verify/test_numbers.py
+try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 <= part < 2:" tests/verify/test_numbers.py
 git status --short mathrl/

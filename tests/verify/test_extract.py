@@ -79,3 +79,53 @@ def test_grade_end_to_end(completion, gold, correct, reason):
     g = grade(completion, gold)
     assert (g.correct, g.reason) == (correct, reason)
     assert g.extracted is None if reason == "no_answer" else g.extracted is not None
+
+
+def test_the_answer_line_ends_at_the_first_newline_and_sheds_bold_marks():
+    from mathrl.verify.extract import answer_is
+
+    assert answer_is("The answer is 7\nThen more\nand more") == "7"
+    assert answer_is("The answer is **7**.") == "7" and answer_is("The answer is X.") == "X"
+    assert answer_is("The answer is $3$ or $7$.") == "3, 7"  # two math items: the math, not the prose
+
+
+def test_boxes_are_scanned_from_the_last_one_back():
+    """Every \\boxed and \\fbox, last first: a truncated last box gives the one before it, not
+    the first; a box at the very start counts; an unclosed earlier box stops the scan."""
+    from mathrl.verify.extract import boxed
+
+    assert boxed("\\fbox{1} then \\fbox{2}") == "2"
+    assert boxed("\\boxed{1} x \\boxed{2} y \\boxed{3") == "2"
+    assert boxed("\\fbox{1} x \\fbox{2} y \\fbox{3") == "2"
+    assert boxed("\\fbox{1} y \\fbox{2") == "1"
+    assert boxed("\\boxed{ oops \\boxed{2}") == "2"
+
+
+def test_boxes_join_across_at_most_80_characters_and_16_boxes():
+    from mathrl.verify.extract import boxed
+
+    assert boxed("\\boxed{1}" + " " * 80 + "\\boxed{2}") == "1, 2"
+    assert boxed("\\boxed{1}" + " " * 81 + "\\boxed{2}") == "2"
+    sixteen = ", ".join(f"\\boxed{{{i}}}" for i in range(16))
+    assert boxed(sixteen) == ", ".join(str(i) for i in range(16))
+    assert boxed("\\boxed{99}, " + sixteen) == ", ".join(str(i) for i in range(16))  # the 17th is left out
+
+
+def test_extract_defaults_to_auto():
+    assert extract("so \\boxed{5}.") == extract("so \\boxed{5}.", "auto") == "5"
+
+
+def test_last_number_reads_a_number_that_straddles_the_tail():
+    """The last 4096 characters are searched first; a number cut by that window is read whole."""
+    from mathrl.verify.extract import last_number
+
+    straddling = "a" * 5000 + " 12 " + "b" * 4094  # the last 4096 characters start at the 2
+    assert straddling[-4096:].startswith("2 ") and last_number(straddling) == "12"
+    assert last_number("a" * 5000 + " 12 " + "b" * 4000 + " 7") == "7"
+    assert last_number("9 " + "a" * 5000) == "9"
+
+
+def test_unwrap_is_none_when_nothing_was_unwrapped():
+    from mathrl.verify.extract import unwrap
+
+    assert unwrap(" a$b ") is None and unwrap("Answer: $12$") == "$12$"
