@@ -21,4 +21,6 @@ try mathrl/verify/compare.py "key = (a, b, rel_tol if approximate else 0.0)" "ke
 try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 < part < 1:" tests/verify/test_numbers.py
 try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 <= part <= 1:" tests/verify/test_numbers.py
 try mathrl/verify/numbers.py "if part is None or not 0 <= part < 1:" "if part is None or not 0 <= part < 2:" tests/verify/test_numbers.py
+try mathrl/verify/extract.py 'line = rest[:_MAX_ANSWER_LINE].split("\n", 1)[0]' 'line = rest[:_MAX_ANSWER_LINE].rsplit("\n", 1)[0]' tests/verify/test_extract.py
+try mathrl/verify/extract.py 'line = rest[:_MAX_ANSWER_LINE].split("\n", 1)[0]' 'line = rest[:_MAX_ANSWER_LINE].split("XX\nXX", 1)[0]' tests/verify/test_extract.py
 git status --short mathrl/

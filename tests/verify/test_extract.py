@@ -85,6 +85,7 @@ def test_the_answer_line_ends_at_the_first_newline_and_sheds_bold_marks():
     from mathrl.verify.extract import answer_is
 
     assert answer_is("The answer is 7\nThen more\nand more") == "7"
+    assert answer_is("The answer is 7\n\\boxed{9}\nmore") == "7"  # a box on a later line is not this answer
     assert answer_is("The answer is **7**.") == "7" and answer_is("The answer is X.") == "X"
     assert answer_is("The answer is $3$ or $7$.") == "3, 7"  # two math items: the math, not the prose
 
