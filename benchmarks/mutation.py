@@ -82,8 +82,9 @@ def module_result(module: str, seconds: float | None, equivalent: list[dict]) ->
     counts: dict[str, int] = {}
     survivors, marked = [], []
     for name, code in sorted(meta["exit_code_by_key"].items(), key=lambda item: _in_order(item[0])):
-        # mutmut 3.8 records a test run that could not start (pytest exit 4: test ids not found)
-        # as 255 and counts it a timeout; it caught nothing, so it is an error here, not caught
+        # mutmut 3.8 records a test run that ended without a pytest status (test ids not found
+        # after a warm-up collection; a module failing at import) as 255 and counts it a timeout:
+        # here an error, not caught (results/mutation/README.md)
         status = "error" if code == 255 else status_by_exit_code[code]
         if status == "survived":
             entry = {"mutant": name, "function": function_of(name), "line": mutated_line(name)}
